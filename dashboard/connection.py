@@ -1,0 +1,205 @@
+"""Client factory: one place that turns a URL and a few options into a client.
+
+Supported URLs (the scheme says which kind of deployment you have):
+
+* ``redis://[[user]:password@]host[:port][/db]`` — a standalone server.
+* ``rediss://...`` — the same over TLS; options ``ssl_ca_certs``, ``ssl_certfile``,
+  ``ssl_keyfile``, ``ssl_cert_reqs`` (``required``/``optional``/``none``) and
+  ``ssl_check_hostname`` go in the query string or in :class:`ConnectionOptions`.
+* ``unix:///path/to/redis.sock[?db=0]`` — a local socket.
+* ``redis+cluster://host:port[,host2:port2...]`` (``rediss+cluster://`` for TLS) —
+  Redis Cluster: the listed nodes are start-up nodes, the rest is discovered.
+* ``redis+sentinel://[[user]:password@]host:26379[,host2:26379...]/service[/db]``
+  (``rediss+sentinel://`` for TLS to the data nodes) — the primary of ``service``
+  as the Sentinels report it. The URL's credentials are for the data nodes; give
+  ``?sentinel_username=...&sentinel_password=...`` when the Sentinels need their own.
+
+The password is never shown: :func:`mask_url` is what logs and pages print.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
+
+DEFAULT_CLIENT_NAME = "redis-dashboard"
+_SCHEMES = {
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+}
+_TLS_KEYS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+
+
+class ConnectionConfigError(ValueError):
+    """A URL or option that cannot describe a Redis connection; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Options that apply to every kind of deployment."""
+
+    pool_size: int = 16
+    socket_timeout: float = 5.0
+    connect_timeout: float = 3.0
+    client_name: str = DEFAULT_CLIENT_NAME
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cert_reqs: str | None = None
+    ssl_check_hostname: bool | None = None
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (safe to log and display)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^@/]*@", "//***@", url)
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    masked = f"{user}:***@{hostinfo}" if user or ":" in userinfo else f"***@{hostinfo}"
+    return urlunsplit(parts._replace(netloc=masked))
+
+
+def _scheme(url: str) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise ConnectionConfigError(
+            f"not a Redis URL: {mask_url(str(url))!r} (expected e.g. redis://localhost:6379/0)"
+        )
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in _SCHEMES:
+        raise ConnectionConfigError(
+            f"unsupported scheme {scheme!r} in {mask_url(url)!r}; use one of "
+            + ", ".join(sorted(_SCHEMES))
+        )
+    return scheme
+
+
+def _tls_kwargs(query: dict[str, str], options: ConnectionOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for name in _TLS_KEYS:
+        value = getattr(options, name)
+        if value is None and name in query:
+            value = query[name]
+            if name == "ssl_check_hostname":
+                value = value.lower() in {"1", "true", "yes", "on"}
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
+
+
+def _common_kwargs(options: ConnectionOptions) -> dict[str, Any]:
+    return {
+        "socket_timeout": options.socket_timeout,
+        "socket_connect_timeout": options.connect_timeout,
+        "client_name": options.client_name,
+    }
+
+
+def _split_nodes(netloc_hosts: str, default_port: int, url: str) -> list[tuple[str, int]]:
+    nodes = []
+    for item in netloc_hosts.split(","):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item, "", "")
+        host = host.strip("[]") or item.strip()
+        try:
+            nodes.append((host, int(port) if port else default_port))
+        except ValueError as exc:
+            raise ConnectionConfigError(f"bad port {port!r} in {mask_url(url)!r}") from exc
+    if not nodes or not all(h for h, _ in nodes):
+        raise ConnectionConfigError(f"no host in {mask_url(url)!r}")
+    return nodes
+
+
+def _credentials(netloc: str) -> tuple[str | None, str | None, str]:
+    if "@" not in netloc:
+        return None, None, netloc
+    userinfo, _, hosts = netloc.rpartition("@")
+    user, sep, password = userinfo.partition(":")
+    return (unquote(user) or None, unquote(password) if sep else None, hosts)
+
+
+def connect(url: str, options: ConnectionOptions | None = None) -> Any:
+    """Build a client for ``url``. Nothing is sent to Redis until the first command.
+
+    Returns a :class:`redis.Redis` (standalone, sentinel) or :class:`RedisCluster`.
+    Raises :class:`ConnectionConfigError` with a masked URL on malformed input.
+    """
+    options = options or ConnectionOptions()
+    if options.pool_size < 1:
+        raise ConnectionConfigError("pool_size must be at least 1")
+    scheme = _scheme(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConnectionConfigError(f"malformed URL {mask_url(url)!r}: {exc}") from exc
+    query = dict(parse_qsl(parts.query))
+    tls = scheme.startswith("rediss")
+    common = _common_kwargs(options)
+    if scheme in {"redis", "rediss", "unix"}:
+        kwargs = {**common, "max_connections": options.pool_size}
+        if tls:
+            kwargs.update(_tls_kwargs(query, options))
+        try:
+            return redis.Redis.from_url(url, **kwargs)
+        except ValueError as exc:
+            raise ConnectionConfigError(f"{exc} ({mask_url(url)})") from exc
+    user, password, hosts = _credentials(parts.netloc)
+    if scheme.endswith("+cluster"):
+        nodes = _split_nodes(hosts, 6379, url)
+        kwargs = {**common, "max_connections": options.pool_size}
+        if tls:
+            kwargs["ssl"] = True
+            kwargs.update(_tls_kwargs(query, options))
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            username=user,
+            password=password,
+            **kwargs,
+        )
+    # sentinel: path is /service[/db]
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ConnectionConfigError(
+            f"sentinel URL needs a service name: {mask_url(url)!r} "
+            "(redis+sentinel://host:26379/mymaster[/db])"
+        )
+    service = unquote(path[0])
+    try:
+        db = int(path[1]) if len(path) > 1 else 0
+    except ValueError as exc:
+        raise ConnectionConfigError(f"bad database number in {mask_url(url)!r}") from exc
+    nodes = _split_nodes(hosts, 26379, url)
+    data_kwargs = {**common, "db": db, "username": user, "password": password}
+    if tls:
+        data_kwargs["ssl"] = True
+        data_kwargs.update(_tls_kwargs(query, options))
+    sentinel = Sentinel(
+        nodes,
+        sentinel_kwargs={
+            "socket_timeout": options.socket_timeout,
+            "socket_connect_timeout": options.connect_timeout,
+            # Sentinels usually have their own (or no) credentials.
+            "username": query.get("sentinel_username"),
+            "password": query.get("sentinel_password"),
+        },
+        **data_kwargs,
+    )
+    return sentinel.master_for(service, max_connections=options.pool_size)
+
+
+def is_cluster(client: Any) -> bool:
+    """True for a Redis Cluster client (scans and multi-key work must visit every primary)."""
+    return isinstance(client, RedisCluster)
