@@ -84,3 +84,116 @@ def fake():
     client = fakeredis.FakeRedis()
     yield client
     client.close()
+
+
+# --- web -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_app(redis_server):
+    """Build a dashboard app against the suite's server (or any settings given)."""
+    from dashboard.web import create_app
+
+    def make(**settings):
+        settings.setdefault("url", redis_server.url)
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        return app
+
+    return make
+
+
+@pytest.fixture
+def web(make_app, r):
+    """A Flask test client on a read-only dashboard over a clean database."""
+    return make_app().test_client()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def live_server(redis_server):
+    """``redis-dashboard serve`` as a real process (gunicorn), on a free port.
+
+    Returns a function: ``start(**settings) -> base_url``; stopped at test end.
+    """
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from dashboard.embedded import free_port
+
+    started: list[subprocess.Popen] = []
+
+    def start(**settings) -> str:
+        port = free_port()
+        args = [sys.executable, "-m", "dashboard.cli", "serve", "--port", str(port)]
+        settings.setdefault("url", redis_server.url)
+        for name, value in settings.items():
+            flag = "--" + name.replace("_", "-")
+            if value is True:
+                args.append(flag)
+            elif value is not False:
+                args += [flag, str(value)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_DASHBOARD_")}
+        proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+        started.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve exited: {proc.stderr.read()}")
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).read()  # noqa: S310
+                return base
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("serve did not answer /healthz in time")
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (no browser download)."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        if in_ci():
+            pytest.fail(f"CI needs {CHROMIUM} (apt-get install chromium)", pytrace=False)
+        pytest.skip(f"{CHROMIUM} not installed")
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser page that records any dialog (alert) and console error."""
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.dialogs = []
+    pg.errors = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()

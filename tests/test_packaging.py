@@ -30,7 +30,9 @@ def test_wheel_carries_data_folders(wheel):
     assert any(n.startswith("dashboard/templates/") for n in names)
     assert any(n.startswith("dashboard/static/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "redis-dashboard = dashboard.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert (
+        "redis-dashboard = dashboard.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
 
 
 def test_installed_wheel_loads_scripts_and_limits_from_another_folder(wheel, tmp_path, redis_url):

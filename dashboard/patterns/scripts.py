@@ -29,6 +29,7 @@ from redis.exceptions import NoScriptError
 from dashboard.resources import resource_dir
 
 _KEY_LINE = re.compile(r"^--\s*KEYS\[(\d+)\]\s*(.*)$")
+_VARIADIC_LINE = re.compile(r"^--\s*KEYS\[1\.\.n\]\s*(.*)$")
 _ARG_LINE = re.compile(r"^--\s*ARGV\[(\d+)\]\s*(.*)$")
 _RETURNS_LINE = re.compile(r"^--\s*returns?\b\s*(.*)$", re.IGNORECASE)
 
@@ -56,10 +57,7 @@ class LuaScript:
 
     def __call__(self, client: Any, keys: Sequence[Any], args: Iterable[Any] = ()) -> Any:
         """Run on ``client`` (a Redis, RedisCluster or a pipeline of either)."""
-        if len(keys) != len(self.keys):
-            raise ScriptContractError(
-                f"lua/{self.name}.lua takes {len(self.keys)} key(s), got {len(keys)}"
-            )
+        self._check_keys(keys)
         argv = tuple(args)
         if isinstance(client, Pipeline):
             client.scripts.add(self)
@@ -71,6 +69,37 @@ class LuaScript:
         except NoScriptError:
             return client.eval(self.script, len(keys), *keys, *argv)
 
+    def call_ro(self, client: Any, keys: Sequence[Any], args: Iterable[Any] = ()) -> Any:
+        """Run a read-only script with EVALSHA_RO (EVAL_RO on NOSCRIPT).
+
+        The server itself refuses any write from such a call, it may run on a
+        replica, and the dashboard's read-only command gate lets it through. The
+        script must declare ``#!lua flags=no-writes`` on its first line. Redis < 7
+        answers with an unknown-command error, which callers treat as "no Lua".
+        """
+        self._check_keys(keys)
+        argv = tuple(args)
+        try:
+            return client.evalsha_ro(self.sha, len(keys), *keys, *argv)
+        except NoScriptError:
+            return client.eval_ro(self.script, len(keys), *keys, *argv)
+
+    def _check_keys(self, keys: Sequence[Any]) -> None:
+        if self.keys_declared_variadic:
+            return
+        if len(keys) != len(self.keys):
+            raise ScriptContractError(
+                f"lua/{self.name}.lua takes {len(self.keys)} key(s), got {len(keys)}"
+            )
+
+    @property
+    def keys_declared_variadic(self) -> bool:
+        """A header line ``-- KEYS[1..n] ...`` declares a script taking any number of keys."""
+        return self.keys == [VARIADIC]
+
+
+VARIADIC = "..."
+
 
 def _is_cluster_pipeline(client: Any) -> bool:
     return type(client).__name__ == "ClusterPipeline"
@@ -81,13 +110,16 @@ def parse_header(name: str, source: str) -> tuple[list[str], list[str], str]:
     keys: dict[int, str] = {}
     argv: dict[int, str] = {}
     returns = ""
+    variadic = False
     for line in source.splitlines():
         stripped = line.strip()
-        if not stripped:
-            continue
+        if not stripped or stripped.startswith("#!"):
+            continue  # blank lines and a Redis 7 shebang (#!lua flags=...) precede the header
         if not stripped.startswith("--"):
             break
-        if m := _KEY_LINE.match(stripped):
+        if _VARIADIC_LINE.match(stripped):
+            variadic = True
+        elif m := _KEY_LINE.match(stripped):
             keys[int(m.group(1))] = m.group(2).strip()
         elif m := _ARG_LINE.match(stripped):
             argv[int(m.group(1))] = m.group(2).strip()
@@ -98,6 +130,10 @@ def parse_header(name: str, source: str) -> tuple[list[str], list[str], str]:
             raise ScriptContractError(f"lua/{name}.lua: {label} lines are not numbered 1..n")
     if not returns:
         raise ScriptContractError(f"lua/{name}.lua: header has no '-- returns' line")
+    if variadic:
+        if keys:
+            raise ScriptContractError(f"lua/{name}.lua: KEYS[1..n] excludes numbered KEYS lines")
+        return [VARIADIC], [argv[i] for i in sorted(argv)], returns
     return [keys[i] for i in sorted(keys)], [argv[i] for i in sorted(argv)], returns
 
 

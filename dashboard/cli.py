@@ -1,0 +1,169 @@
+"""``redis-dashboard serve | keyspace``.
+
+Exit codes: 0 success, 1 findings (audit), 2 usage or connection error with a
+one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from dashboard import __version__
+from dashboard.config import ENV_PREFIX, Settings, SettingsError
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A usage or connection problem: printed as one line, exit code 2."""
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """One flag per setting, help and default taken from the Settings table."""
+    by_name = {f.name: f for f in fields(Settings)}
+    for name in names:
+        f = by_name[name]
+        env = ENV_PREFIX + name.upper()
+        help_text = f"{f.metadata['help']} (env {env}; default {f.default!r})"
+        if f.metadata.get("secret"):
+            help_text = f"{f.metadata['help']} (env {env}; prefer the env variable)"
+        if isinstance(f.default, bool):
+            parser.add_argument(
+                _flag(name), dest=name, action="store_true", default=None, help=help_text
+            )
+        else:
+            parser.add_argument(
+                _flag(name), dest=name, type=type(f.default), default=None, help=help_text
+            )
+
+
+def settings_from(args: argparse.Namespace, names: Sequence[str]) -> Settings:
+    """Environment first, then the flags the user gave."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    try:
+        return Settings.from_env().updated(given)
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+
+
+SERVE_SETTINGS = [f.name for f in fields(Settings) if f.metadata.get("cli", True)]
+SCAN_SETTINGS = [
+    "url",
+    "socket_timeout",
+    "connect_timeout",
+    "scan_count",
+    "scan_target_ms",
+    "scan_throttle_ms",
+    "scan_sample_keys",
+    "delimiter",
+    "depth",
+    "top_n",
+    "max_namespaces",
+]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args, SERVE_SETTINGS)
+    if not settings.loopback and not settings.username:
+        raise CliError(
+            f"refusing to serve on {settings.host} without authentication: set "
+            f"{ENV_PREFIX}USERNAME and {ENV_PREFIX}PASSWORD (or bind to 127.0.0.1)"
+        )
+    from dashboard.connection import mask_url
+    from dashboard.web import create_app
+    from dashboard.wsgi import serve
+
+    print(
+        f"redis-dashboard {__version__}: http://{settings.host}:{settings.port}/ "
+        f"inspecting {mask_url(settings.url)} "
+        f"({'writes enabled' if settings.allow_writes else 'read-only'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    serve(lambda: create_app(settings), settings)
+    return EXIT_OK
+
+
+def cmd_keyspace(args: argparse.Namespace) -> int:
+    from dashboard.inspect.report import keyspace_report, keyspace_text
+
+    settings = settings_from(args, SCAN_SETTINGS)
+    report = keyspace_report(settings)
+    if args.format == "json":
+        import json
+
+        print(json.dumps(report, indent=2))
+    else:
+        print(keyspace_text(report))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="redis-dashboard",
+        description="See how your Redis is really used.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the web dashboard")
+    add_setting_flags(serve, SERVE_SETTINGS)
+    serve.set_defaults(run=cmd_serve)
+
+    keyspace = sub.add_parser("keyspace", help="scan the keyspace and print the namespace rollup")
+    add_setting_flags(keyspace, SCAN_SETTINGS)
+    keyspace.add_argument("--format", choices=["json", "text"], default="text")
+    keyspace.set_defaults(run=cmd_keyspace)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except CliError as exc:
+        print(f"redis-dashboard {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # connection errors and the like: one line, exit 2
+        if _is_connection_problem(exc):
+            print(f"redis-dashboard {args.command}: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
+
+
+def _is_connection_problem(exc: Exception) -> bool:
+    import redis
+
+    from dashboard.connection import ConnectionConfigError
+
+    return isinstance(
+        exc,
+        (
+            redis.ConnectionError,
+            redis.TimeoutError,
+            ConnectionConfigError,
+            redis.AuthenticationError,
+        ),
+    )
+
+
+def _one_line(exc: Any) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""Key facts for a whole keyspace, one SCAN page at a time, without blocking Redis.
+
+Per key: type, PTTL (ms, -1 none), MEMORY USAGE and element count. The **lua** path
+(``lua/scan_batch.lua``, one EVALSHA_RO per page, server time measured with TIME)
+is preferred; the **pipeline** path (TYPE+PTTL+MEMORY USAGE, then the counts, each
+pipeline between TIME calls) takes over when scripting is refused or missing
+(ACL ``-@scripting``, Redis < 7, fakeredis), with per-command errors kept per key.
+The next SCAN rides in the same round trip as a page's facts; the page size adapts
+to ``target_ms``; keys that vanish mid-scan are counted, not fatal. In a cluster,
+Redis 7 requires one script call's KEYS to share a slot, so pages are split by
+slot (still one round trip). How and why, settings, numbers: docs/scan.md.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from itertools import accumulate
+from typing import Any
+
+from redis import exceptions as rx
+from redis.crc import key_slot
+
+from dashboard.patterns import scripts
+
+from .rollup import Fact
+from .server import CONNECTION_ERRORS, describe_error
+
+LUA = "lua"
+PIPELINE = "pipeline"
+PATHS = ("auto", LUA, PIPELINE)
+# Pages are sized for this share of target_ms: per-key cost varies (types, sizes,
+# a busy host), and the headroom keeps nearly every page under the target.
+AIM = 0.6
+# Key names per page are capped too: a keyspace of megabyte-long names must not turn
+# one page into a command of hundreds of megabytes.
+MAX_PAGE_KEY_BYTES = 4 * 1024 * 1024
+_TYPES = "string hash list set zset stream".split()
+_COUNT_COMMANDS = dict(zip(_TYPES, "STRLEN HLEN LLEN SCARD ZCARD XLEN".split(), strict=True))
+_TYPE_NAMES = {name.encode(): name for name in (*_TYPES, "none")}
+_SHARED_SETTINGS = ("delimiter", "depth", "top_n", "max_namespaces")
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything that tunes a scan and its rollup (defaults match docs/scan.md)."""
+
+    max_count: int = 1000
+    min_count: int = 10
+    start_count: int = 100
+    target_ms: float = 2.0
+    throttle_ms: float = 0.0
+    samples: int | None = None
+    path: str = "auto"
+    sample_keys: int = 0
+    delimiter: bytes = b":"
+    depth: int = 3
+    top_n: int = 10
+    max_namespaces: int = 10_000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.delimiter, str):
+            object.__setattr__(self, "delimiter", self.delimiter.encode("utf-8"))
+        if self.path not in PATHS:
+            raise ValueError(f"path must be one of {PATHS}, got {self.path!r}")
+        if not 1 <= self.min_count <= self.max_count:
+            raise ValueError(
+                f"need 1 <= min_count <= max_count ({self.min_count}, {self.max_count})"
+            )
+        if self.target_ms <= 0 or min(self.throttle_ms, self.sample_keys, self.samples or 0) < 0:
+            raise ValueError("target_ms must be > 0; throttle_ms, sample_keys, samples >= 0")
+        if not self.delimiter:
+            raise ValueError("delimiter cannot be empty")
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> ScanOptions:
+        """Options from a :class:`dashboard.config.Settings` (plus explicit overrides)."""
+        count = settings.scan_count
+        values = {name: getattr(settings, name) for name in _SHARED_SETTINGS}
+        values |= {"max_count": count, "min_count": min(cls.min_count, count)}
+        values |= {"start_count": min(cls.start_count, count)}
+        values |= {k: getattr(settings, f"scan_{k}") for k in ("target_ms", "throttle_ms")}
+        return cls(**{**values, "sample_keys": settings.scan_sample_keys, **overrides})
+
+    def public(self) -> dict[str, Any]:
+        """The options as plain JSON data."""
+        return {**asdict(self), "delimiter": self.delimiter.decode("utf-8", "backslashreplace")}
+
+
+@dataclass
+class Batch:
+    """The outcome of one SCAN page."""
+
+    facts: list[Fact]
+    scanned: int
+    vanished: int
+    refused: int
+    count: int
+    path: str | None
+    server_us: int | None
+    wall_us: int
+    cursor: int
+
+
+def _key_list(raw: list[Any]) -> list[bytes]:
+    """SCAN's keys as bytes (a client with decode_responses=True hands out str)."""
+    if all(type(k) is bytes for k in raw):
+        return raw
+    return [k if isinstance(k, bytes) else str(k).encode("utf-8", "surrogateescape") for k in raw]
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bytes):
+        return _TYPE_NAMES.get(value) or value.decode("utf-8", "replace")
+    return str(value)
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """Errors that mean "this command is not available to us", not "Redis is down"."""
+    if isinstance(exc, CONNECTION_ERRORS) or not isinstance(exc, rx.RedisError):
+        return False
+    text = str(exc).lower()
+    return (
+        not isinstance(exc, rx.ResponseError)  # e.g. the dashboard's own command gate
+        or isinstance(exc, rx.NoPermissionError)
+        or "noperm" in text
+        or "no permissions" in text
+        or "unknown command" in text
+        or "unknown subcommand" in text
+        or "not allowed" in text
+    )
+
+
+@dataclass
+class NodeScanner:
+    """Walks one node's keyspace with its own cursor; call :meth:`next_batch` until done.
+
+    ``conn``: a plain client for one node; ``cluster``: split pages by hash slot;
+    ``on_keys(keys)``: called between a page's SCAN and its facts (test seam).
+    """
+
+    conn: Any
+    options: ScanOptions = field(default_factory=ScanOptions)
+    name: str = ""
+    cluster: bool = False
+    on_keys: Callable[[list[bytes]], None] | None = None
+    clock: Callable[[], float] = time.perf_counter
+    cursor: int = 0
+    done: bool = False
+    count: int = 0
+    path: str | None = None
+    path_reason: str | None = None
+    memory: bool | None = None
+    memory_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        opts = self.options
+        self.count = self.count or max(opts.min_count, min(opts.start_count, opts.max_count))
+        if opts.path != "auto":
+            self.path, self.path_reason = opts.path, "chosen by the path option"
+        self._script = scripts.load("scan_batch")
+        self._samples = b"" if opts.samples is None else str(opts.samples).encode()
+        self._pending: list[bytes] | None = None  # keys SCAN returned, facts not yet gathered
+
+    def next_batch(self) -> Batch:
+        """Gather the facts of one page (and SCAN the next one in the same round trip).
+
+        A page holds at most ``count`` keys: when SCAN returned more (its COUNT is a
+        hint, and the count may have shrunk since), the rest waits for the next call
+        under the same cursor. The scanner's state moves only once a page's facts are
+        in hand, so after a connection error the same page is tried again.
+        """
+        if self.done:
+            raise RuntimeError(f"scan of {self.name or 'node'} is already complete")
+        started = self.clock()
+        if self._pending is None:
+            cursor, raw = self.conn.scan(self.cursor, count=self.count)
+            self._pending, self.cursor = _key_list(raw), int(cursor)
+        count = self.count
+        keys = _within_budget(self._pending[:count])
+        rest = self._pending[len(keys) :]
+        if keys and self.on_keys is not None:
+            self.on_keys(keys)
+        after = None if rest or not self.cursor else self.cursor  # piggyback the next SCAN
+        if keys:
+            path, server_us, flat, following = self._facts(keys, after)
+        else:
+            path, server_us, flat = None, None, []
+            following = None if after is None else self.conn.scan(after, count=count)
+        wall_us = int((self.clock() - started) * 1_000_000)
+        facts, vanished, refused = _facts_of(keys, flat)
+        self._adapt(server_us, len(keys))
+        if following is not None:
+            self._pending, self.cursor = _key_list(following[1]), int(following[0])
+        elif rest:
+            self._pending = rest
+        else:
+            self._pending, self.done = None, True
+        return Batch(
+            facts, len(keys), vanished, refused, count, path, server_us, wall_us, self.cursor
+        )
+
+    def _facts(self, keys: list[bytes], after: int | None) -> tuple[Any, ...]:
+        """``(path, server_us, flat, next SCAN reply)``; flat: type, pttl, bytes, count per key."""
+        if self.path != PIPELINE:
+            try:
+                server_us, flat, following = self._lua(keys, after)
+            except CONNECTION_ERRORS:
+                raise
+            except rx.RedisError as exc:
+                if self.options.path == LUA or not (is_refusal(exc) or self.path == LUA):
+                    raise
+                # Refused or missing scripting (detected once), or a script that
+                # failed mid-scan (e.g. an ACL key pattern): the pipeline path is
+                # exact too, just slower. Remember why, for the report.
+                self.path = PIPELINE
+                self.path_reason = describe_error("EVALSHA_RO scan_batch", exc)
+            else:
+                self.path = LUA
+                return LUA, server_us, flat, following
+        return (PIPELINE, *self._pipeline(keys, after))
+
+    def _lua(self, keys: list[bytes], after: int | None) -> tuple[int, list[Any], Any]:
+        args = [self._samples]
+        groups = _by_slot(keys) if self.cluster else [list(range(len(keys)))]
+        if len(groups) == 1 and after is None:
+            replies, following = [self._script.call_ro(self.conn, keys, args)], None
+        else:
+            replies = self._evalsha_groups(keys, groups, after)
+            following = _ok(replies.pop()) if after is not None else None
+            missing = [n for n, reply in enumerate(replies) if isinstance(reply, rx.NoScriptError)]
+            if missing:  # first call on this node, SCRIPT FLUSH, failover: EVAL_RO loads it
+                first = missing.pop(0)
+                group_keys = [keys[i] for i in groups[first]]
+                replies[first] = self._script.call_ro(self.conn, group_keys, args)
+                if missing:
+                    again = self._evalsha_groups(keys, [groups[n] for n in missing], None)
+                    for n, reply in zip(missing, again, strict=True):
+                        replies[n] = reply
+            for n, reply in enumerate(replies):
+                if isinstance(reply, (rx.MovedError, rx.AskError)):  # resharding: left this node
+                    replies[n] = [0, *[b"none", -2, None, None] * len(groups[n])]
+                else:
+                    _ok(reply)
+        server_us = sum(int(reply[0]) for reply in replies)
+        if len(groups) == 1:
+            return server_us, replies[0][1:], following
+        flat: list[Any] = [None] * (4 * len(keys))
+        for group, reply in zip(groups, replies, strict=True):
+            for n, i in enumerate(group):
+                flat[4 * i : 4 * i + 4] = reply[1 + 4 * n : 5 + 4 * n]
+        return server_us, flat, following
+
+    def _evalsha_groups(
+        self, keys: list[bytes], groups: list[list[int]], after: int | None
+    ) -> list[Any]:
+        """One EVALSHA_RO per slot group (and the next SCAN) in one round trip."""
+        pipe = self.conn.pipeline(transaction=False)
+        for group in groups:
+            pipe.evalsha_ro(self._script.sha, len(group), *[keys[i] for i in group], self._samples)
+        if after is not None:
+            pipe.scan(after, count=self.count)
+        return pipe.execute(raise_on_error=False)
+
+    def _pipeline(self, keys: list[bytes], after: int | None) -> tuple[int, list[Any], Any]:
+        """Two pipelines, each between TIME calls so the server's span is measured."""
+        if self.memory is None:
+            self._probe_memory(keys[0])
+        samples = () if self.options.samples is None else (b"SAMPLES", self._samples)
+        per_key = 3 if self.memory else 2
+        commands: list[tuple[Any, ...]] = [("TIME",)]
+        for key in keys:
+            commands += [("TYPE", key), ("PTTL", key)]
+            if self.memory:
+                commands.append(("MEMORY USAGE", key, *samples))
+        commands.append(("TIME",))
+        if after is not None:
+            commands.append(("SCAN", after, "COUNT", self.count))
+        first = self._send(commands)
+        following = _ok(first.pop()) if after is not None else None
+        server_us = _span(first.pop(0), first.pop())
+        flat: list[Any] = []
+        counts: list[tuple[Any, ...]] = [("TIME",)]
+        wanted: list[int] = []
+        for i, key in enumerate(keys):
+            kind_reply, ttl = first[per_key * i], first[per_key * i + 1]
+            size = first[per_key * i + 2] if self.memory else None
+            kind = None if isinstance(kind_reply, Exception) else _type_name(kind_reply)
+            if isinstance(ttl, Exception) or kind is None:
+                ttl = None
+            if isinstance(size, Exception):
+                size = None
+            flat += (None if kind is None else kind_reply, ttl, size, None)  # None: refused
+            command = _COUNT_COMMANDS.get(kind or "")
+            if command:
+                counts.append((command, key))
+                wanted.append(i)
+        if wanted:
+            replies = self._send([*counts, ("TIME",)])
+            server_us += _span(replies.pop(0), replies.pop())
+            for i, value in zip(wanted, replies, strict=True):
+                flat[4 * i + 3] = None if isinstance(value, Exception) else value
+        return server_us, flat, following
+
+    def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """A pipeline without redis-py's per-command bookkeeping (it costs more than the
+        server's work here): pack through the connection's (gated) packer, write once,
+        read the replies raw; an error reply stays in its place."""
+        pool = self.conn.connection_pool
+        try:
+            conn = pool.get_connection()
+        except TypeError:  # redis-py < 5.3 wants a command name
+            conn = pool.get_connection("SCAN")
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except rx.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            conn.disconnect()  # a half-read reply stream cannot be reused
+            raise
+        finally:
+            pool.release(conn)
+
+    def _probe_memory(self, key: bytes) -> None:
+        """Ask once whether MEMORY USAGE exists for us: fakeredis fails a whole pipeline
+        on an unknown command, and the command gate refuses before sending."""
+        try:
+            self.conn.execute_command("MEMORY USAGE", key)
+        except CONNECTION_ERRORS:
+            raise
+        except rx.RedisError as exc:
+            if is_refusal(exc) and "key" not in str(exc).lower():  # key-pattern NOPERM: per key
+                self.memory, self.memory_reason = False, describe_error("MEMORY USAGE", exc)
+                return
+        self.memory = True
+
+    def _adapt(self, measured_us: int | None, keys: int) -> None:
+        """Size pages so the measured server time lands near ``AIM`` of the target."""
+        opts = self.options
+        if not keys or measured_us is None:
+            return
+        target_us = opts.target_ms * 1000
+        per_key = max(measured_us, 1) / keys
+        wanted = int(AIM * target_us / per_key)
+        if measured_us > target_us:
+            new = min(wanted, self.count // 2 or 1)
+        elif measured_us < target_us / 2:
+            new = min(max(wanted, self.count), self.count * 2)
+        else:
+            new = self.count
+        self.count = max(opts.min_count, min(new, opts.max_count))
+
+    def state(self) -> dict[str, Any]:
+        """Plain data for progress reports (``memory``: MEMORY USAGE is in use)."""
+        names = ("cursor", "done", "count", "path", "path_reason", "memory_reason")
+        return {"node": self.name, "memory": self.memory is not False} | {
+            name: getattr(self, name) for name in names
+        }
+
+
+def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int]:
+    """Facts from the flat reply, minus vanished keys (TYPE none, PTTL -2) and refused ones.
+
+    Column slices and ``zip`` keep the per-key work in C: this runs for every key.
+    """
+    raw_kinds, ttls = flat[0::4], flat[1::4]
+    kinds: list[Any] = list(map(_TYPE_NAMES.get, raw_kinds))
+    if None in kinds:  # module types, str replies, refused keys
+        kinds = [None if raw is None else _type_name(raw) for raw in raw_kinds]
+    facts = list(zip(keys, kinds, ttls, flat[2::4], flat[3::4], strict=True))
+    if None not in kinds and "none" not in kinds and -2 not in ttls:
+        return facts, 0, 0
+    kept = [f for f in facts if f[1] is not None and f[1] != "none" and f[2] != -2]
+    refused = kinds.count(None)
+    return kept, len(facts) - len(kept) - refused, refused
+
+
+def _within_budget(keys: list[bytes]) -> list[bytes]:
+    """The leading keys whose names fit in MAX_PAGE_KEY_BYTES (at least one key)."""
+    ends = list(accumulate(map(len, keys)))
+    if not ends or ends[-1] <= MAX_PAGE_KEY_BYTES:
+        return keys
+    return keys[: max(bisect_right(ends, MAX_PAGE_KEY_BYTES), 1)]
+
+
+def _ok(reply: Any) -> Any:
+    """A pipeline reply, or raise the error it holds."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+def _span(before: Any, after: Any) -> int:
+    """Microseconds between two TIME replies ((sec, usec) pairs)."""
+    if isinstance(before, Exception) or isinstance(after, Exception):
+        return 0
+    return (int(after[0]) - int(before[0])) * 1_000_000 + int(after[1]) - int(before[1])
+
+
+def _by_slot(keys: list[bytes]) -> list[list[int]]:
+    """Positions of ``keys`` grouped by cluster hash slot, in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key_slot(key), []).append(i)
+    return list(groups.values())

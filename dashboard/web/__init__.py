@@ -1,0 +1,105 @@
+"""Flask app factory: one blueprint per view, thin views over the services."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from flask import Flask, jsonify, render_template, request
+
+from dashboard import __version__
+from dashboard.config import Settings
+from dashboard.connection import ConnectionConfigError, mask_url
+from dashboard.gate import CommandRefused
+from dashboard.inspect.server import RedisUnavailable
+from dashboard.resources import resource_dir
+from dashboard.web import filters, security
+from dashboard.web.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def _blueprints() -> list[Any]:
+    """Each view module's ``bp`` and its navigation label, in menu order."""
+    from dashboard.web import keyspace, keyview, overview
+
+    return [overview, keyspace, keyview]
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the dashboard. ``config`` is a :class:`Settings` or a mapping of setting
+    names to values applied over the environment (``REDIS_DASHBOARD_*``)."""
+    if isinstance(config, Settings):
+        settings = config
+    else:
+        settings = Settings.from_env().updated(dict(config or {}))
+    app = Flask(
+        __name__,
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(resource_dir("static")),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+    )
+    app.extensions["redis_dashboard"] = AppState(settings)
+    security.install(app, settings.username, settings.password)
+    filters.install(app)
+    nav = []
+    for module in _blueprints():
+        app.register_blueprint(module.bp)
+        if getattr(module, "NAV", None):
+            nav.append(module.NAV)
+    app.jinja_env.globals.update(
+        nav=nav,
+        app_version=__version__,
+        redis_url=mask_url(settings.url),
+        allow_writes=settings.allow_writes,
+    )
+    _install_error_pages(app)
+    return app
+
+
+def _error(status: int, title: str, message: str) -> Any:
+    if request.path.endswith(".json"):
+        return jsonify({"error": title, "message": message}), status
+    return render_template("error.html", title=title, message=message), status
+
+
+def _install_error_pages(app: Flask) -> None:
+    @app.errorhandler(ConnectionConfigError)
+    def _bad_url(exc: ConnectionConfigError) -> Any:
+        return _error(503, "Bad Redis URL", str(exc))
+
+    @app.errorhandler(RedisUnavailable)
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _redis_down(exc: Exception) -> Any:
+        url = mask_url(app.extensions["redis_dashboard"].settings.url)
+        return _error(503, "Redis unreachable", f"{url}: {exc}")
+
+    @app.errorhandler(redis.AuthenticationError)
+    def _auth(exc: Exception) -> Any:
+        return _error(503, "Redis refused the credentials", str(exc))
+
+    @app.errorhandler(CommandRefused)
+    def _refused(exc: CommandRefused) -> Any:
+        return _error(403, "Refused", str(exc))
+
+    @app.errorhandler(redis.ResponseError)
+    def _response(exc: Exception) -> Any:
+        log.warning("Redis error on %s: %s", request.path, exc)
+        return _error(502, "Redis answered with an error", str(exc))
+
+    for status, title in ((400, "Bad request"), (404, "Not found"), (405, "Not allowed")):
+
+        def handler(exc: Any, status: int = status, title: str = title) -> Any:
+            return _error(status, title, getattr(exc, "description", title))
+
+        app.register_error_handler(status, handler)

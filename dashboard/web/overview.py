@@ -1,0 +1,65 @@
+"""Server overview (``/overview``) and the health check (``/healthz``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import Blueprint, jsonify, redirect, url_for
+
+from dashboard.connection import ConnectionConfigError, mask_url
+from dashboard.inspect.server import RedisUnavailable, server_overview
+from dashboard.web.pages import page, render
+from dashboard.web.state import state
+
+bp = Blueprint("overview", __name__)
+NAV = ("Overview", "overview.index")
+
+# Panels in page order with their titles; fields come from docs/overview.md.
+PANELS = (
+    ("server", "Server"),
+    ("memory", "Memory"),
+    ("clients", "Clients"),
+    ("stats", "Traffic"),
+    ("keyspace", "Keyspace"),
+    ("persistence", "Persistence"),
+    ("replication", "Replication"),
+    ("cluster", "Cluster"),
+)
+
+
+# Fields the panels do not list (shown elsewhere or as their *_human twin).
+HIDDEN = frozenset({"available", "reason", "unavailable", "dbs", "replicas", "uptime_seconds"})
+
+
+@bp.get("/")
+def root() -> Any:
+    return redirect(url_for("overview.index"))
+
+
+@page(bp, "/overview")
+def index() -> Any:
+    try:
+        data = server_overview(state().client)
+    except RedisUnavailable as exc:
+        return render(
+            "overview/index.html",
+            {"error": str(exc), "url": mask_url(state().settings.url)},
+            status=503,
+            panels=PANELS,
+            hidden=HIDDEN,
+        )
+    return render(
+        "overview/index.html", {"error": None, **data}, panels=PANELS, sections=data, hidden=HIDDEN
+    )
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    """200 while the web process runs; ``redis`` says whether Redis answers PING."""
+    try:
+        state().client.ping()
+        redis_status = "ok"
+    except (redis.RedisError, ConnectionConfigError) as exc:
+        redis_status = f"unreachable: {exc}"
+    return jsonify({"status": "ok", "redis": redis_status})

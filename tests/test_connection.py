@@ -1,0 +1,134 @@
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from dashboard.connection import (
+    ConnectionConfigError,
+    ConnectionOptions,
+    connect,
+    is_cluster,
+    mask_url,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://:s3cret@host:6379/0", "redis://:***@host:6379/0"),
+        ("redis://alice:s3cret@host/1", "redis://alice:***@host/1"),
+        ("rediss://alice:p%40ss@h:6380", "rediss://alice:***@h:6380"),
+        ("redis://host:6379", "redis://host:6379"),
+        (
+            "redis+sentinel://:pw@s1:26379,s2:26379/mymaster",
+            "redis+sentinel://:***@s1:26379,s2:26379/mymaster",
+        ),
+        ("unix:///tmp/redis.sock?db=2", "unix:///tmp/redis.sock?db=2"),
+    ],
+)
+def test_mask_url_never_shows_password(url, expected):
+    assert mask_url(url) == expected
+    assert "s3cret" not in mask_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["localhost:6379", "http://localhost", "", "redis+cluster://", "redis+sentinel://h:1"],
+)
+def test_malformed_urls_get_clear_errors(url):
+    with pytest.raises(ConnectionConfigError) as info:
+        connect(url)
+    assert str(info.value)
+
+
+def test_error_message_masks_password():
+    with pytest.raises(ConnectionConfigError) as info:
+        connect("ftp://bob:hunter2@host")
+    assert "hunter2" not in str(info.value)
+    assert "***" in str(info.value)
+
+
+def test_standalone_client_options(redis_server):
+    client = connect(
+        redis_server.url,
+        ConnectionOptions(
+            pool_size=3, socket_timeout=1.5, connect_timeout=0.5, client_name="t-dash"
+        ),
+    )
+    try:
+        assert client.ping()
+        kwargs = client.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == 1.5
+        assert kwargs["socket_connect_timeout"] == 0.5
+        assert client.connection_pool.max_connections == 3
+        name = client.client_getname()
+        assert (name.decode() if isinstance(name, bytes) else name) == "t-dash"
+        assert not is_cluster(client)
+    finally:
+        client.close()
+
+
+def test_unix_socket_url(private_server, tmp_path):
+    sock = tmp_path / "r.sock"
+    server = private_server("--unixsocket", str(sock), "--unixsocketperm", "700")
+    client = connect(f"unix://{sock}?db=3")
+    try:
+        client.set("x", 1)
+        assert redis.Redis(port=server.port, db=3).get("x") == b"1"
+    finally:
+        client.close()
+
+
+def test_tls_options_pass_through():
+    client = connect(
+        "rediss://h:6380/0?ssl_cert_reqs=none",
+        ConnectionOptions(ssl_ca_certs="/tmp/ca.pem"),
+    )
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["ssl_ca_certs"] == "/tmp/ca.pem"
+    assert kwargs["ssl_cert_reqs"] == "none"
+
+
+def test_cluster_url_builds_cluster_client(monkeypatch):
+    seen = {}
+
+    def fake_init(self, startup_nodes=None, **kwargs):
+        seen["nodes"] = [(n.host, n.port) for n in startup_nodes]
+        seen["kwargs"] = kwargs
+
+    monkeypatch.setattr(RedisCluster, "__init__", fake_init)
+    client = connect("redis+cluster://u:pw@n1:7000,n2:7001", ConnectionOptions(pool_size=4))
+    assert is_cluster(client)
+    assert seen["nodes"] == [("n1", 7000), ("n2", 7001)]
+    assert seen["kwargs"]["password"] == "pw"
+    assert seen["kwargs"]["username"] == "u"
+    assert seen["kwargs"]["max_connections"] == 4
+
+
+def test_sentinel_url_parses_service_and_db(monkeypatch):
+    from redis import sentinel as sentinel_mod
+
+    seen = {}
+
+    class FakeSentinel:
+        def __init__(self, nodes, sentinel_kwargs=None, **kwargs):
+            seen.update(nodes=nodes, sentinel_kwargs=sentinel_kwargs, kwargs=kwargs)
+
+        def master_for(self, service, **kwargs):
+            seen["service"] = service
+            return "client"
+
+    monkeypatch.setattr("dashboard.connection.Sentinel", FakeSentinel)
+    assert sentinel_mod  # the real module stays importable
+    out = connect("redis+sentinel://:pw@s1,s2:26380/mymaster/2?sentinel_password=spw")
+    assert out == "client"
+    assert seen["nodes"] == [("s1", 26379), ("s2", 26380)]
+    assert seen["service"] == "mymaster"
+    assert seen["kwargs"]["db"] == 2
+    assert seen["kwargs"]["password"] == "pw"
+    assert seen["sentinel_kwargs"]["password"] == "spw"
+
+
+def test_unreachable_server_raises_connection_error():
+    client = connect("redis://127.0.0.1:1/0", ConnectionOptions(connect_timeout=0.5))
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
