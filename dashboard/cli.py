@@ -1,4 +1,4 @@
-"""``redis-dashboard serve | keyspace``.
+"""``redis-dashboard serve | keyspace | audit``.
 
 Exit codes: 0 success, 1 findings (audit), 2 usage or connection error with a
 one-line reason on stderr.
@@ -108,6 +108,26 @@ def cmd_keyspace(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Exit 1 when a finding is at or above --fail-on (docs/rules.md)."""
+    from dashboard.inspect.audit import (
+        ConfigError,
+        at_or_above,
+        audit_settings,
+        load_config,
+        render,
+    )
+
+    settings = settings_from(args, SCAN_SETTINGS)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    report = audit_settings(settings, config)
+    sys.stdout.write(render(report, args.format, artifact=args.config))
+    return EXIT_FINDINGS if at_or_above(report, args.fail_on) else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redis-dashboard",
@@ -125,6 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     keyspace.add_argument("--format", choices=["json", "text"], default="text")
     keyspace.set_defaults(run=cmd_keyspace)
 
+    audit = sub.add_parser("audit", help="check a Redis for anti-patterns (CI gate)")
+    add_setting_flags(audit, SCAN_SETTINGS)
+    audit.add_argument("--format", choices=["text", "json", "markdown", "sarif"], default="text")
+    audit.add_argument(
+        "--fail-on",
+        choices=["info", "warning", "critical"],
+        default="warning",
+        help="exit 1 when a finding has this severity or a higher one (default warning)",
+    )
+    audit.add_argument("--config", metavar="FILE", help="TOML file with thresholds and exemptions")
+    audit.set_defaults(run=cmd_audit)
     return parser
 
 

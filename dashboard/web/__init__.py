@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 def _blueprints() -> list[Any]:
     """Each view module's ``bp`` and its navigation label, in menu order."""
-    from dashboard.web import keyspace, keyview, overview
+    from dashboard.web import audit, keyspace, keyview, overview
 
-    return [overview, keyspace, keyview]
+    return [overview, keyspace, keyview, audit]
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:

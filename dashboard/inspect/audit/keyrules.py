@@ -1,0 +1,359 @@
+"""Key-based rules: observers fed by the one keyspace scan, page by page.
+
+Each observer gets every SCAN page as ``{namespace: [fact, ...]}`` (namespaces
+split exactly like the keyspace view's rollup) and keeps bounded state only:
+counters and a few example keys per namespace (at most ``max_namespaces`` of them,
+the rest fold into ``(other)``) and small top-N heaps. Nothing is kept per key.
+A fact is ``(key, type, ttl_ms, bytes, count)`` (ttl -1: none, None: unknown).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from dashboard.inspect.rollup import Fact
+
+from .findings import Finding, key_text, ns_text
+from .thresholds import AuditConfig
+
+Namespace = tuple[bytes, ...]
+Groups = dict[Namespace, list[Fact]]
+
+
+class Observer:
+    """Base: ``add`` each page, then ``findings`` once the scan is done."""
+
+    rule: str = ""
+
+    def add(self, groups: Groups) -> None:
+        raise NotImplementedError
+
+    def findings(self) -> list[Finding]:
+        return []
+
+
+class NsTable:
+    """Per-namespace state, bounded: past ``cap`` namespaces everything folds into None."""
+
+    def __init__(self, cap: int, factory: Callable[[], Any]) -> None:
+        self.cap = cap
+        self.factory = factory
+        self.states: dict[Namespace | None, Any] = {}
+
+    def __getitem__(self, ns: Namespace) -> Any:
+        state = self.states.get(ns)
+        if state is None:
+            if len(self.states) >= self.cap:
+                ns_key: Namespace | None = None
+                state = self.states.get(None)
+            else:
+                ns_key = ns
+            if state is None:
+                state = self.states[ns_key] = self.factory()
+        return state
+
+    def items(self) -> list[tuple[Namespace | None, Any]]:
+        return list(self.states.items())
+
+
+class TopN:
+    """The ``n`` largest ``(metric, key, extra)`` entries; ties broken by key bytes."""
+
+    __slots__ = ("heap", "n")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.heap: list[tuple[int, Any, Any]] = []
+
+    def offer(self, metric: int, key: bytes | str, extra: Any = None) -> None:
+        if self.n <= 0:
+            return
+        entry = (metric, key, extra)
+        if len(self.heap) < self.n:
+            if all(e[1] != key for e in self.heap):  # SCAN may return a key twice
+                heapq.heappush(self.heap, entry)
+        elif (metric, key) > self.heap[0][:2] and all(e[1] != key for e in self.heap):
+            heapq.heapreplace(self.heap, entry)
+
+    def sorted(self) -> list[tuple[int, Any, Any]]:
+        return sorted(self.heap, key=lambda e: (-e[0], e[1]))
+
+
+def ns_matches(ns: Namespace, delimiter: bytes, patterns: list[str]) -> bool:
+    """Whether a namespace or one of its ancestors matches one of the globs."""
+    for depth in range(1, len(ns) + 1):
+        path = delimiter.join(ns[:depth]).decode("utf-8", "surrogateescape")
+        if any(fnmatch.fnmatchcase(path, p) for p in patterns):
+            return True
+    return not ns and any(p in ("(root)", "") for p in patterns)
+
+
+def has_word(ns: Namespace, words: frozenset[bytes]) -> bool:
+    return any(segment.lower() in words for segment in ns)
+
+
+class MissingTtl(Observer):
+    """Per namespace: keys without TTL (lock keys go to lock-without-ttl instead)."""
+
+    rule = "missing-ttl"
+
+    def __init__(
+        self, config: AuditConfig, delimiter: bytes, cap: int, is_lock: Callable[[bytes, str], bool]
+    ) -> None:
+        c = config.of(self.rule)
+        self.delimiter = delimiter
+        self.min_keys, self.min_share = c["min_keys"], c["min_share"]
+        self.exempt_types = frozenset(c["exempt_types"])
+        self.exempt_ns = list(c["exempt_namespaces"])
+        self.volatile = frozenset(w.encode().lower() for w in c["volatile_words"])
+        self.examples = c["examples"]
+        self.is_lock = is_lock
+        self.table = NsTable(cap, lambda: [0, 0, 0, []])  # keys, with, without, examples
+        self._exempt: dict[Namespace, bool] = {}
+        self.exempted_keys = 0
+
+    def add(self, groups: Groups) -> None:
+        exempt_types, is_lock, examples = self.exempt_types, self.is_lock, self.examples
+        for ns, facts in groups.items():
+            exempt = self._exempt.get(ns)
+            if exempt is None:
+                exempt = self._exempt[ns] = ns_matches(ns, self.delimiter, self.exempt_ns)
+                if len(self._exempt) > 65_536:
+                    self._exempt.clear()
+            if exempt:
+                self.exempted_keys += len(facts)
+                continue
+            state = self.table[ns]
+            for key, kind, ttl, _size, _count in facts:
+                if ttl is None or kind in exempt_types or is_lock(key, kind):
+                    continue
+                state[0] += 1
+                if ttl >= 0:
+                    state[1] += 1
+                else:
+                    state[2] += 1
+                    if len(state[3]) < examples:
+                        state[3].append(key)
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for ns, (keys, with_ttl, without, examples) in self.table.items():
+            share = without / keys if keys else 0.0
+            if without < max(self.min_keys, 1) or share < self.min_share:
+                continue
+            volatile = ns is not None and has_word(ns, self.volatile)
+            deliberate = with_ttl == 0 and not volatile
+            name = ns_text(ns, self.delimiter)
+            why = (
+                "no key of it has a TTL: probably deliberate, exempt it if so"
+                if deliberate
+                else "some keys of it do expire"
+                if with_ttl
+                else "its name says the data is meant to expire"
+            )
+            out.append(
+                Finding(
+                    self.rule,
+                    name,
+                    f"{without:,} of {keys:,} keys in {name} have no TTL ({why})",
+                    {
+                        "keys": keys,
+                        "without_ttl": without,
+                        "with_ttl": with_ttl,
+                        "share": round(share, 4),
+                        "examples": [key_text(k) for k in examples],
+                    },
+                    severity="info" if deliberate else None,
+                    weight=without,
+                )
+            )
+        return out
+
+
+class BigString(Observer):
+    rule = "big-string"
+
+    def __init__(self, config: AuditConfig, delimiter: bytes, cap: int) -> None:
+        c = config.of(self.rule)
+        self.delimiter, self.max_bytes, self.n = delimiter, c["max_bytes"], c["examples"]
+        self.table = NsTable(cap, lambda: [0, TopN(self.n)])
+
+    def add(self, groups: Groups) -> None:
+        limit = self.max_bytes
+        for ns, facts in groups.items():
+            state = None
+            for key, kind, _ttl, size, count in facts:
+                if kind != "string":
+                    continue
+                length = count if count is not None else size
+                if length is not None and length > limit:
+                    state = state or self.table[ns]
+                    state[0] += 1
+                    state[1].offer(length, key, size)
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for ns, (over, top) in self.table.items():
+            name = ns_text(ns, self.delimiter)
+            biggest = top.sorted()
+            out.append(
+                Finding(
+                    self.rule,
+                    name,
+                    f"{over:,} string values in {name} exceed {self.max_bytes:,} bytes "
+                    f"(largest {biggest[0][0]:,} bytes)",
+                    {
+                        "keys_over": over,
+                        "max_bytes": self.max_bytes,
+                        "largest_bytes": biggest[0][0],
+                        "top": [
+                            {"key": key_text(k), "length": n, "memory": m} for n, k, m in biggest
+                        ],
+                    },
+                    weight=biggest[0][0],
+                )
+            )
+        return out
+
+
+_ELEMENT_LIMITS = {
+    "hash": "max_hash_fields",
+    "set": "max_set_members",
+    "zset": "max_zset_members",
+    "list": "max_list_elements",
+}
+
+
+class BigCollection(Observer):
+    rule = "big-collection"
+
+    def __init__(self, config: AuditConfig, delimiter: bytes, cap: int) -> None:
+        c = config.of(self.rule)
+        self.delimiter, self.n = delimiter, c["examples"]
+        self.limits = {kind: c[name] for kind, name in _ELEMENT_LIMITS.items()}
+        self.max_bytes = c["max_bytes"]
+        self.table = NsTable(cap, lambda: [0, TopN(self.n), set()])
+
+    def add(self, groups: Groups) -> None:
+        limits, max_bytes = self.limits, self.max_bytes
+        for ns, facts in groups.items():
+            state = None
+            for key, kind, _ttl, size, count in facts:
+                limit = limits.get(kind)
+                if limit is None:
+                    continue
+                if (count is not None and count > limit) or (size is not None and size > max_bytes):
+                    state = state or self.table[ns]
+                    state[0] += 1
+                    state[1].offer(count or 0, key, (kind, size))
+                    state[2].add(kind)
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for ns, (over, top, kinds) in self.table.items():
+            name = ns_text(ns, self.delimiter)
+            biggest = top.sorted()
+            out.append(
+                Finding(
+                    self.rule,
+                    name,
+                    f"{over:,} {'/'.join(sorted(kinds))} keys in {name} are big "
+                    f"(largest {biggest[0][0]:,} elements)",
+                    {
+                        "keys_over": over,
+                        "types": sorted(kinds),
+                        "limits": {**self.limits, "bytes": self.max_bytes},
+                        "top": [
+                            {"key": key_text(k), "type": t, "elements": n, "memory": m}
+                            for n, k, (t, m) in biggest
+                        ],
+                    },
+                    weight=biggest[0][0],
+                )
+            )
+        return out
+
+
+class NoNamespace(Observer):
+    rule = "no-namespace"
+
+    def __init__(self, config: AuditConfig, delimiter: bytes) -> None:
+        c = config.of(self.rule)
+        self.delimiter, self.min_keys, self.n = delimiter, c["min_keys"], c["examples"]
+        self.keys = self.plain = 0
+        self.examples: list[bytes] = []
+
+    def add(self, groups: Groups) -> None:
+        delimiter = self.delimiter
+        for facts in groups.values():
+            self.keys += len(facts)
+            for fact in facts:
+                if delimiter not in fact[0]:
+                    self.plain += 1
+                    if len(self.examples) < self.n:
+                        self.examples.append(fact[0])
+
+    def findings(self) -> list[Finding]:
+        if self.plain < max(self.min_keys, 1):
+            return []
+        share = self.plain / self.keys
+        shown = self.delimiter.decode("utf-8", "backslashreplace")
+        return [
+            Finding(
+                self.rule,
+                "(root)",
+                f"{self.plain:,} keys ({share:.1%}) have no '{shown}' in their name",
+                {
+                    "keys": self.plain,
+                    "share": round(share, 4),
+                    "delimiter": shown,
+                    "examples": [key_text(k) for k in self.examples],
+                },
+                weight=self.plain,
+            )
+        ]
+
+
+class LongKeyNames(Observer):
+    rule = "long-key-names"
+
+    def __init__(self, config: AuditConfig, delimiter: bytes, cap: int) -> None:
+        c = config.of(self.rule)
+        self.delimiter, self.max_bytes, self.n = delimiter, c["max_bytes"], c["examples"]
+        self.table = NsTable(cap, lambda: [0, TopN(self.n)])
+
+    def add(self, groups: Groups) -> None:
+        limit = self.max_bytes
+        for ns, facts in groups.items():
+            state = None
+            for fact in facts:
+                length = len(fact[0])
+                if length > limit:
+                    state = state or self.table[ns]
+                    state[0] += 1
+                    state[1].offer(length, key_text(fact[0]))
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for ns, (over, top) in self.table.items():
+            name = ns_text(ns, self.delimiter)
+            longest = top.sorted()
+            out.append(
+                Finding(
+                    self.rule,
+                    name,
+                    f"{over:,} keys in {name} have names over {self.max_bytes:,} bytes "
+                    f"(longest {longest[0][0]:,})",
+                    {
+                        "keys_over": over,
+                        "max_bytes": self.max_bytes,
+                        "longest_bytes": longest[0][0],
+                        "examples": [{"key": k, "length": n} for n, k, _ in longest],
+                    },
+                    weight=longest[0][0],
+                )
+            )
+        return out
