@@ -30,7 +30,7 @@ def _wait(web, path):
 
 @pytest.mark.parametrize(
     "path",
-    ["/overview.json", "/keyspace.json", "/key.json?k=YQ"],
+    ["/overview.json", "/keyspace.json", "/key.json?k=YQ", "/ratelimits.json", "/locks.json"],
 )
 def test_top_level_fields_documented(web, r, path):
     r.set("a", "1")

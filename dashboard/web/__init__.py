@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 
 def _blueprints() -> list[Any]:
     """Each view module's ``bp`` and its navigation label, in menu order."""
-    from dashboard.web import audit, keyspace, keyview, overview
+    from dashboard.web import audit, keyspace, keyview, locks, overview, ratelimits
 
-    return [overview, keyspace, keyview, audit]
+    return [overview, keyspace, keyview, ratelimits, locks, audit]
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:

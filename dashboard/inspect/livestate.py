@@ -1,0 +1,306 @@
+"""Live rate-limit and lock state: find the keys, read them, group them for the views.
+
+Finding never blocks Redis: SCAN with each layout's MATCH pattern on every primary
+(a cluster's too), ``COUNT`` = ``scan_count``, at most ``live_scan_keys`` keys examined
+per refresh. A pass that does not finish in one refresh continues on the next (the
+cursors are kept in :class:`KeySearch`) while the keys found so far stay listed, and
+at most ``live_max_keys`` keys are tracked. Reading uses the pattern layer's read
+sides for our own keys and ``dashboard.inspect.foreign`` for the rest, on the node
+that holds the key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from dashboard.inspect import foreign
+from dashboard.inspect.detectors import LOCK, RATELIMIT, Claim, Detectors
+from dashboard.inspect.keyid import display_key, key_address
+from dashboard.inspect.server import node_clients
+from dashboard.patterns.locks import lock_state, parse_lock_key
+from dashboard.patterns.ratelimit import limiter_state
+
+
+@dataclass
+class _Walk:
+    cursor: int = 0
+    done: bool = False
+
+
+class KeySearch:
+    """Rolling, bounded discovery of one kind of key (one per app and kind)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._signature: tuple[Any, ...] = ()
+        self._walks: dict[tuple[str, str], _Walk] = {}
+        self._pass: dict[bytes, str] = {}  # key -> node, found in the running pass
+        self._known: dict[bytes, str] = {}  # the last complete pass
+        self._capped = False
+        self.passes = 0
+        self.clock = clock
+        self._first_seen: dict[tuple[bytes, str], float] = {}
+
+    def advance(
+        self,
+        nodes: list[tuple[str, Any]],
+        patterns: list[str],
+        count: int,
+        budget: int,
+        max_keys: int,
+    ) -> tuple[dict[bytes, str], dict[str, Any]]:
+        """SCAN on until the pass is complete or ``budget`` keys were examined; returns
+        ``{key: node address}`` and a report of how far the search got."""
+        errors: list[str] = []
+        with self._lock:
+            signature = (tuple(a for a, _ in nodes), tuple(patterns))
+            if signature != self._signature:
+                self._signature, self._walks, self._known = signature, {}, {}
+            if all(w.done for w in self._walks.values()):
+                self._walks = {(a, p): _Walk() for a, _ in nodes for p in patterns}
+                self._pass, self._capped = {}, False
+            conns = dict(nodes)
+            examined = calls = 0
+            pending = [k for k, w in self._walks.items() if not w.done]
+            while pending and examined < budget:
+                for address, pattern in pending:
+                    walk = self._walks[(address, pattern)]
+                    try:
+                        cursor, keys = conns[address].scan(walk.cursor, match=pattern, count=count)
+                    except RedisError as exc:
+                        errors.append(f"SCAN MATCH {pattern} on {address}: {exc}")
+                        walk.done = True
+                        continue
+                    calls, examined = calls + 1, examined + count
+                    self._add(keys, address, max_keys)
+                    walk.cursor, walk.done = int(cursor), int(cursor) == 0
+                    if examined >= budget:
+                        break
+                pending = [k for k, w in self._walks.items() if not w.done]
+            complete = not pending
+            if complete:
+                self._known, self.passes = dict(self._pass), self.passes + 1
+                found = self._known
+            else:
+                found = dict(list({**self._known, **self._pass}.items())[:max_keys])
+            report = {
+                "patterns": patterns,
+                "nodes": len(nodes),
+                "scan_calls": calls,
+                "examined": examined,
+                "complete": complete,
+                "passes": self.passes,
+                "found": len(found),
+                "capped": self._capped or not complete,
+                "cap_reason": _cap_reason(complete, self._capped, examined, max_keys),
+                "errors": errors,
+            }
+        return found, report
+
+    def _add(self, keys: list[bytes], address: str, max_keys: int) -> None:
+        for key in keys:
+            if key in self._pass:
+                continue
+            if len(self._pass) >= max_keys:
+                self._capped = True
+                return
+            self._pass[bytes(key)] = address
+
+    def seen_ms(self, entries: list[dict[str, Any]]) -> None:
+        """Stamp ``seen_ms``: how long this process has seen the same holder of a lock."""
+        now = self.clock()
+        with self._lock:
+            seen = {}
+            for entry in entries:
+                mark = (entry["_key"], str(entry.get("holder")))
+                seen[mark] = self._first_seen.get(mark, now)
+                entry["seen_ms"] = round((now - seen[mark]) * 1000) if entry["held"] else None
+            self._first_seen = seen
+
+
+def _cap_reason(complete: bool, capped: bool, examined: int, max_keys: int) -> str | None:
+    if capped:
+        return (
+            f"more than {max_keys:,} matching keys: showing {max_keys:,} (live_max_keys); "
+            "narrow the patterns or raise the cap"
+        )
+    if not complete:
+        return (
+            f"this refresh examined about {examined:,} keys (live_scan_keys) without "
+            "finishing the keyspace; the search goes on with every refresh"
+        )
+    return None
+
+
+def _claims(detectors: Detectors, kind: str, found: dict[bytes, str]) -> dict[str, list[Claim]]:
+    """Claims per node, one per piece of state (a lock and its stats hash are one)."""
+    seen: set[bytes] = set()
+    by_node: dict[str, list[Claim]] = {}
+    for key, address in found.items():
+        claim = detectors.claim(kind, key)
+        if claim is None or claim.key in seen:
+            continue
+        seen.add(claim.key)
+        by_node.setdefault(address, []).append(claim)
+    return by_node
+
+
+def _stamp(entry: dict[str, Any], claim: Claim, address: str) -> dict[str, Any]:
+    entry.update(
+        layout=entry.get("layout") or claim.layout,
+        key=display_key(claim.key),
+        id=key_address(claim.key),
+        node=address,
+        _key=claim.key,
+    )
+    return entry
+
+
+def _server_ms(conn: Any) -> int:
+    seconds, micros = conn.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+Read = list[tuple[Claim, dict[str, Any]]]
+
+
+def _read_limiters(conn: Any, claims: list[Claim]) -> Read:
+    out = []
+    for claim in (c for c in claims if c.reader == "ours"):
+        state = limiter_state(conn, claim.key)
+        if state["exists"]:
+            state["limiter"], state["identity"] = state.pop("name"), claim.subject
+            out.append((claim, state))
+    others = [c for c in claims if c.reader != "ours"]
+    if others:
+        out += foreign.read_ratelimits(conn, others, _server_ms(conn))
+    return out
+
+
+def _read_locks(conn: Any, claims: list[Claim]) -> Read:
+    out = []
+    for claim in (c for c in claims if c.reader == "ours-lock"):
+        state = lock_state(conn, parse_lock_key(claim.key) or b"?")
+        if state["held"] or state["attempts"]:
+            state["layout"] = "dashboard"
+            out.append((claim, state))
+    others = [c for c in claims if c.reader != "ours-lock"]
+    if others:
+        out += foreign.read_locks(conn, others)
+    return out
+
+
+def _collect(
+    client: Any,
+    settings: Any,
+    search: KeySearch,
+    detectors: Detectors,
+    kind: str,
+    q: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+    nodes = [(address, conn) for address, _, conn in node_clients(client)]
+    found, report = search.advance(
+        nodes,
+        detectors.patterns(kind),
+        settings.scan_count,
+        settings.live_scan_keys,
+        settings.live_max_keys,
+    )
+    errors = [*detectors.problems, *report.pop("errors")]
+    reader = _read_limiters if kind == RATELIMIT else _read_locks
+    entries: list[dict[str, Any]] = []
+    conns = dict(nodes)
+    for address, claims in _claims(detectors, kind, found).items():
+        try:
+            entries += [_stamp(s, c, address) for c, s in reader(conns[address], claims)]
+        except RedisError as exc:
+            errors.append(f"reading {len(claims)} keys on {address}: {exc}")
+    needle = q.strip().lower()
+    if needle:
+        fields = ("limiter", "identity", "resource", "key", "layout")
+        entries = [e for e in entries if any(needle in str(e.get(f, "")).lower() for f in fields)]
+    return entries, report, errors
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if not k.startswith("_")}
+
+
+def _usage(entry: dict[str, Any]) -> float:
+    return entry["used"] / entry["limit"] if entry.get("limit") else 0.0
+
+
+def ratelimit_view(
+    client: Any, settings: Any, search: KeySearch, detectors: Detectors, q: str = ""
+) -> dict[str, Any]:
+    """Everything ``/ratelimits`` shows: limiters with their identities, top consumers."""
+    entries, report, errors = _collect(client, settings, search, detectors, RATELIMIT, q)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in entries:
+        gid = (e["layout"], e["limiter"], e["algorithm"], e["limit"], e["window_ms"])
+        group = groups.setdefault(
+            gid,
+            dict(zip(("layout", "limiter", "algorithm", "limit", "window_ms"), gid, strict=True))
+            | {"identities": 0, "blocked": 0, "used": 0, "entries": []},
+        )
+        group["identities"] += 1
+        group["blocked"] += e["blocked"]
+        group["used"] += e["used"]
+        group["entries"].append(_public(e))
+    limiters = sorted(groups.values(), key=lambda g: (-g["blocked"], -g["used"], g["limiter"]))
+    for group in limiters:
+        group["entries"].sort(key=lambda e: (not e["blocked"], -_usage(e), e["identity"]))
+    busy = [e for e in entries if e["used"] > 0 or e["blocked"]]
+    busy.sort(key=lambda e: (not e["blocked"], -_usage(e), -e["used"]))
+    return {
+        "limiters": limiters,
+        "top_consumers": [_public(e) for e in busy[: settings.top_n]],
+        "totals": {
+            "limiters": len(limiters),
+            "identities": len(entries),
+            "blocked": sum(e["blocked"] for e in entries),
+        },
+        "search": report,
+        "errors": errors,
+        "layouts": detectors.layouts(RATELIMIT),
+        "q": q,
+        "live": bool(entries) or not report["complete"],
+        "allow_writes": settings.allow_writes,
+    }
+
+
+def lock_view(
+    client: Any, settings: Any, search: KeySearch, detectors: Detectors, q: str = ""
+) -> dict[str, Any]:
+    """Everything ``/locks`` shows: held locks (flagged first) and idle ones with stats."""
+    entries, report, errors = _collect(client, settings, search, detectors, LOCK, q)
+    held = [e for e in entries if e["held"]]
+    search.seen_ms(held)
+    for e in held:
+        flags = (("held forever", e["held_forever"]), ("unusually long", e["unusually_long"]))
+        e["flags"] = [flag for flag, on in flags if on]
+    held.sort(key=lambda e: (not e["flags"], -(e["age_ms"] or e["seen_ms"] or 0), e["resource"]))
+    recent = [e for e in entries if not e["held"]]
+    recent.sort(key=lambda e: (-(e["failures"] or 0), -(e["attempts"] or 0), e["resource"]))
+    return {
+        "locks": [_public(e) for e in held],
+        "recent": [_public(e) for e in recent],
+        "totals": {
+            "held": len(held),
+            "held_forever": sum(e["held_forever"] for e in held),
+            "unusually_long": sum(e["unusually_long"] for e in held),
+            "contended": sum(1 for e in entries if e.get("failures")),
+        },
+        "search": report,
+        "errors": errors,
+        "layouts": detectors.layouts(LOCK),
+        "q": q,
+        "live": bool(held) or not report["complete"],
+        "allow_writes": settings.allow_writes,
+    }
