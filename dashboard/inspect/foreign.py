@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from dashboard.inspect.detectors import Claim
-from dashboard.patterns.locks import _short_token as short_token
+from dashboard.patterns.locks import short_token
 
 MAX_LIST = 512  # moving-window timestamps fetched in one LRANGE
 COUNTER_BYTES = 32  # a counter is at most 20 digits: GETRANGE 0 31 reads all of it

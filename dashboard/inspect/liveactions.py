@@ -18,8 +18,7 @@ from typing import Any
 from dashboard.inspect.detectors import LOCK, RATELIMIT, Claim, Detectors
 from dashboard.inspect.foreign import lock_layout
 from dashboard.inspect.keyid import display_key
-from dashboard.patterns.locks import INFO_TTL_MS, info_key, parse_lock_key
-from dashboard.patterns.locks import _short_token as short_token
+from dashboard.patterns.locks import INFO_TTL_MS, info_key, parse_lock_key, short_token
 from dashboard.patterns.scripts import load
 
 MAX_TOKEN_BYTES = 4096  # longer values are not lock tokens: refuse rather than read them

@@ -238,7 +238,7 @@ class Lock:
         self.token, self.fence = None, None
         return LockNotOwnedError(
             f"cannot {action} lock {_show(self.key)}: no longer held by this holder "
-            f"(token {_short_token(token)}); {detail}",
+            f"(token {short_token(token)}); {detail}",
             self.resource,
             reason,
         )
@@ -356,7 +356,7 @@ def _int(value: bytes | str | None) -> int | None:
         return None
 
 
-def _short_token(token: bytes | str | None) -> str | None:
+def short_token(token: bytes | str | None) -> str | None:
     if token is None:
         return None
     text = escape_bytes(token if isinstance(token, bytes) else token.encode("utf-8"))
@@ -384,7 +384,7 @@ def lock_state(client: Any, resource: Resource) -> dict[str, Any]:
         state.avg_hold_ms = state.hold_ms_total / state.releases
     if not isinstance(token, bytes | str) or not isinstance(pttl, int) or pttl == -2:
         return asdict(state)  # not held (or not a string)
-    state.held, state.holder, state.ttl_remaining_ms = True, _short_token(token), pttl
+    state.held, state.holder, state.ttl_remaining_ms = True, short_token(token), pttl
     state.held_forever = pttl == -1
     holder = values.get("holder")
     if holder is not None and _text(holder) == _text(token):  # info describes this holder
