@@ -8,7 +8,11 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC = (DOCS / "json.md").read_text()
 # Pages whose fields are documented on their own page, linked from json.md.
-DETAIL_DOCS = {"/key.json": "keydetail.md", "/overview.json": "overview.md"}
+DETAIL_DOCS = {
+    "/key.json": "keydetail.md",
+    "/overview.json": "overview.md",
+    "/audit.json": "rules.md",
+}
 
 
 def _section(path: str) -> str:
@@ -30,7 +34,14 @@ def _wait(web, path):
 
 @pytest.mark.parametrize(
     "path",
-    ["/overview.json", "/keyspace.json", "/key.json?k=YQ", "/ratelimits.json", "/locks.json"],
+    [
+        "/overview.json",
+        "/keyspace.json",
+        "/key.json?k=YQ",
+        "/ratelimits.json",
+        "/locks.json",
+        "/audit.json",
+    ],
 )
 def test_top_level_fields_documented(web, r, path):
     r.set("a", "1")
