@@ -41,10 +41,14 @@ def _wait(web, path):
         "/ratelimits.json",
         "/locks.json",
         "/audit.json",
+        "/streams.json",
+        "/stream.json?k=cw",
+        "/pubsub.json?channel=x",
     ],
 )
 def test_top_level_fields_documented(web, r, path):
     r.set("a", "1")
+    r.xadd("s", {"f": "v"})  # the stream behind /stream.json?k=cw
     data = _wait(web, path)
     route = path.split("?")[0]
     section = _section(route)

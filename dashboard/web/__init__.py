@@ -24,9 +24,18 @@ log = logging.getLogger(__name__)
 
 def _blueprints() -> list[Any]:
     """Each view module's ``bp`` and its navigation label, in menu order."""
-    from dashboard.web import audit, keyspace, keyview, locks, overview, ratelimits
+    from dashboard.web import (
+        audit,
+        keyspace,
+        keyview,
+        locks,
+        overview,
+        pubsub,
+        ratelimits,
+        streams,
+    )
 
-    return [overview, keyspace, keyview, ratelimits, locks, audit]
+    return [overview, keyspace, keyview, ratelimits, locks, audit, streams, pubsub]
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
