@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--config", metavar="FILE", help="TOML file with thresholds and exemptions")
     audit.set_defaults(run=cmd_audit)
+
     return parser
 
 
@@ -197,4 +198,8 @@ def _one_line(exc: Any) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: subcommands raise
+    # dashboard.cli.CliError, which a second copy of the module would not catch.
+    from dashboard.cli import main as _main
+
+    sys.exit(_main())

@@ -17,7 +17,9 @@ from gunicorn.app.base import BaseApplication
 from dashboard.config import Settings
 
 
-class _Server(BaseApplication):
+class Server(BaseApplication):
+    """gunicorn run from Python with our options (no config file, no argv)."""
+
     def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
         self._factory = factory
         self._options = options
@@ -25,7 +27,8 @@ class _Server(BaseApplication):
 
     def load_config(self) -> None:
         for name, value in self._options.items():
-            self.cfg.set(name, value)
+            if name in self.cfg.settings:  # older gunicorn lacks some (control_socket_*)
+                self.cfg.set(name, value)
 
     def load(self) -> Any:
         return self._factory()
@@ -46,9 +49,12 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "redis-dashboard",
+        # gunicorn >= 24 opens a control socket in ~/.gunicorn shared by every instance;
+        # several dashboards (tests, a demo beside a serve) must not fight over it.
+        "control_socket_disable": True,
     }
 
 
-def serve(factory: Callable[[], Any], settings: Settings) -> None:
-    """Run the app made by ``factory`` until SIGINT/SIGTERM."""
-    _Server(factory, gunicorn_options(settings)).run()
+def serve(factory: Callable[[], Any], settings: Settings, **options: Any) -> None:
+    """Run the app made by ``factory`` until SIGINT/SIGTERM (``options`` override ours)."""
+    Server(factory, {**gunicorn_options(settings), **options}).run()
