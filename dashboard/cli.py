@@ -1,4 +1,4 @@
-"""``redis-dashboard serve | keyspace | audit``.
+"""``redis-dashboard serve | keyspace | audit | demo``.
 
 Exit codes: 0 success, 1 findings (audit), 2 usage or connection error with a
 one-line reason on stderr.
@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--config", metavar="FILE", help="TOML file with thresholds and exemptions")
     audit.set_defaults(run=cmd_audit)
 
+    from dashboard.demo.command import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
     return parser
 
 

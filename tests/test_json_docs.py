@@ -44,6 +44,7 @@ def _wait(web, path):
         "/streams.json",
         "/stream.json?k=cw",
         "/pubsub.json?channel=x",
+        "/playground.json",
     ],
 )
 def test_top_level_fields_documented(web, r, path):

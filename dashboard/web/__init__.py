@@ -30,12 +30,13 @@ def _blueprints() -> list[Any]:
         keyview,
         locks,
         overview,
+        playground,
         pubsub,
         ratelimits,
         streams,
     )
 
-    return [overview, keyspace, keyview, ratelimits, locks, audit, streams, pubsub]
+    return [overview, keyspace, keyview, ratelimits, locks, audit, streams, pubsub, playground]
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:

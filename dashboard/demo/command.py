@@ -1,0 +1,52 @@
+"""The ``demo`` subcommand's flags and entry point (the work is in ``runner``).
+
+``--url`` and ``--allow-writes`` are taken from the command line only: a
+``REDIS_DASHBOARD_URL`` exported for ``serve`` must not make the demo write to that
+Redis. Every other setting (host, port, threads, auth) also comes from the
+environment, as for ``serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from dashboard.cli import EXIT_ERROR, EXIT_OK, CliError, add_setting_flags, settings_from
+
+DEMO_SETTINGS = ["host", "port", "url", "allow_writes", "threads", "username", "password"]
+
+
+def add_parser(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="run a demo shop with traffic on a private Redis, the dashboard and the playground",
+    )
+    add_setting_flags(demo, DEMO_SETTINGS)
+    demo.add_argument("--users", type=int, default=40, help="simulated users (default 40)")
+    demo.add_argument(
+        "--rps", type=float, default=25.0, help="simulated requests per second (default 25)"
+    )
+    demo.add_argument(
+        "--no-traffic",
+        action="store_true",
+        help="start with the traffic simulator off (start it from the playground)",
+    )
+    demo.set_defaults(run=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Errors are printed here (one line, exit 2): under ``python -m dashboard.cli`` the
+    CLI's own ``CliError`` is another class than the one this module imports."""
+    from dashboard.demo.runner import DemoError, run
+    from dashboard.demo.simulator import Knobs
+
+    try:
+        names = [n for n in DEMO_SETTINGS if n not in {"url", "allow_writes"}]
+        settings = settings_from(args, names).updated({"allow_writes": bool(args.allow_writes)})
+        knobs = Knobs(users=args.users, rps=args.rps).checked()
+        run(settings, args.url, knobs, traffic=not args.no_traffic)
+    except (CliError, DemoError, ValueError) as exc:
+        print(f"redis-dashboard demo: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
