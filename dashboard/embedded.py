@@ -6,8 +6,10 @@ that happens to be running: it always starts its own and stops it on exit.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -16,6 +18,20 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM this server when the process that started it
+    dies, even by SIGKILL, so a killed test run or demo never leaves a server behind.
+    (The signal follows the starting *thread*: start servers from a long-lived one.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):  # not Linux: stop() still cleans up normally
+        pass
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class RedisServerNotFound(RuntimeError):
@@ -64,7 +80,11 @@ class EmbeddedRedis:
                 *self.extra_args,
             ]  # fmt: skip
             self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             if self._wait_ready(timeout):
                 return self
