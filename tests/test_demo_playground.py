@@ -17,7 +17,8 @@ from demo_support import (
 
 from dashboard.demo import antipatterns
 from dashboard.demo.runner import EMBEDDED_ARGS
-from dashboard.demo.target import DemoTarget
+from dashboard.demo.target import DemoRefused, DemoTarget
+from dashboard.inspect.audit import run_audit
 from dashboard.web import create_app
 
 PATTERN_MODULES = {
@@ -215,6 +216,81 @@ def test_cleanup_removes_every_plant_and_restores_the_config(demo):
     assert outcome["result"]["planted"] == []
 
 
+def _fired(client):
+    """(rule, subject) of every finding of a fresh audit."""
+    return {(f["rule"], f["subject"]) for f in run_audit(client)["findings"]}
+
+
+def _plant_alone(web, client, plant_id):
+    """Plant through the card; returns the findings before and after, and the verdict."""
+    token = csrf(web)
+    _plant_all(web, token, [])  # the playground's own keys exist before the baseline
+    before = _fired(client)
+    outcome = _plant_all(web, token, [plant_id])
+    return token, before, _fired(client), outcome["result"]["planted"][0]["verdict"]
+
+
+def _clean(web, client, token, before, finding):
+    _, cleaned = run_card(web, "antipatterns", "cleanup", token)
+    assert cleaned["state"] == "done", cleaned
+    after = _fired(client)
+    assert finding not in after and after == before
+
+
+def test_slow_commands_plant_fires_alone_until_cleaned_up(demo):
+    web, client = demo
+    token, before, after, verdict = _plant_alone(web, client, "slow-commands")
+    finding = ("slow-commands", "EVAL")
+    assert verdict["reported"] and verdict["findings"][0]["subject"] == "EVAL"
+    assert after ^ before == {finding}
+    assert any(e["duration"] >= 10_000 for e in client.slowlog_get(10))
+    _clean(web, client, token, before, finding)
+    assert client.slowlog_len() == 0
+
+
+def _idle(client):
+    return [c for c in client.client_list() if c["name"] == antipatterns.IDLE_NAME]
+
+
+def test_connection_pressure_plant_fires_alone_until_cleaned_up(demo):
+    web, client = demo
+    limit = client.config_get("maxclients")["maxclients"]
+    token, before, after, verdict = _plant_alone(web, client, "connection-pressure")
+    finding = ("connection-pressure", "clients")
+    assert verdict["reported"] and after ^ before == {finding}
+    info = client.info("clients")
+    maxclients = int(client.config_get("maxclients")["maxclients"])
+    assert info["connected_clients"] >= 0.8 * maxclients
+    assert maxclients - info["connected_clients"] >= antipatterns.IDLE_HEADROOM // 2
+    assert _idle(client) and client.info("stats")["rejected_connections"] == 0
+    _clean(web, client, token, before, finding)
+    assert client.config_get("maxclients")["maxclients"] == limit
+    assert not _idle(client)
+
+
+def test_hot_key_plant_fires_alone_until_cleaned_up(demo):
+    web, client = demo
+    token, before, after, verdict = _plant_alone(web, client, "hot-key")
+    finding = ("hot-keys", "antipattern:hot-key:bestseller")
+    assert verdict["reported"] and after ^ before == {finding}
+    # volatile-lfu like the demo's volatile-lru: no eviction-policy-mismatch besides
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lfu"
+    assert client.config_get("lfu-log-factor")["lfu-log-factor"] == "10"  # restored at once
+    assert client.object("freq", finding[1]) >= 100
+    _clean(web, client, token, before, finding)
+    assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru"
+    assert not client.exists(finding[1])
+
+
+def test_server_wide_plants_need_what_fakeredis_lacks(fake):
+    target = DemoTarget("redis://127.0.0.1:1/0", "fakeredis")
+    for plant_id, lacking in [("slow-commands", "SLOWLOG"), ("hot-key", "CONFIG"),
+                              ("connection-pressure", "CONFIG")]:  # fmt: skip
+        with pytest.raises(DemoRefused, match=f"fakeredis has no {lacking}"):
+            antipatterns.plant(fake, target, plant_id)
+    assert fake.dbsize() == 0
+
+
 def test_actions_need_the_csrf_token(demo):
     web, client = demo
     reply = web.post("/playground/ratelimit/burst", headers={"Accept": "application/json"})
@@ -258,7 +334,8 @@ def test_external_redis_gets_demo_names_only(r, redis_url):
         status, outcome = run_card(web, card, action, token)
         assert status == 200 and outcome["state"] == "done", (card, outcome)
     _plant_all(web, token, ["missing-ttl", "lock-without-ttl", "big-string"])
-    for server_wide in ["keys-command", "flush-command", "no-namespace", "no-maxmemory"]:
+    for server_wide in ["keys-command", "flush-command", "no-namespace", "no-maxmemory",
+                        "slow-commands", "connection-pressure", "hot-key"]:  # fmt: skip
         status, outcome = run_card(web, "antipatterns", server_wide, token)
         assert status == 403 and "whole server" in outcome["summary"]
     reply = web.post(

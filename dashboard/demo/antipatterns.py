@@ -4,15 +4,19 @@ These writes are deliberately NOT the pattern layer's way: each is the mistake a
 audit rule exists for. Keys go under ``antipattern:`` (``demo:antipattern:`` on an
 external Redis) and carry a TTL wherever the mistake itself is not the missing TTL,
 so one plant fires one rule. Plants that act on the whole server (KEYS, FLUSHDB,
-CONFIG SET, keys outside any namespace, other databases, the script cache) run only
-on the demo's own server; FLUSHDB empties a spare database (15) that only the demo
-uses, never the one with data.
+CONFIG SET, keys outside any namespace, other databases, the script cache, a
+busy-waiting script, idle connections, an LFU policy) run only on the demo's own
+server; FLUSHDB empties a spare database (15) that only the demo uses, never the one
+with data. Clean-up restores what they changed (config from the baseline taken before
+the first plant, the SLOWLOG, the idle connections).
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +24,32 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from dashboard.demo.target import DemoRefused, DemoTarget
+from dashboard.inspect.audit import AuditConfig
 
 PLANT_TTL_S = 3600
 SPARE_DB = 15
 OTHER_DB = 3
 NO_NAMESPACE_PREFIX = "antipatternkey"
+BASELINE_CONFIG = ("maxmemory", "maxmemory-policy", "maxclients")
+SLOW_CALLS = 3
+IDLE_HEADROOM = 32  # client slots left free for the dashboard, the shop and the cards
+IDLE_NAME = "antipattern-idle"
+HOT_READS = 300
+_IDLE: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()  # per client
+# slow-commands' mistake: a script that holds the server's one thread while it waits
+BUSY_LUA = """\
+-- ARGV[1] microseconds to busy-wait, ARGV[2] most loop turns (in case TIME stood still)
+-- returns the microseconds waited
+local t = redis.call('TIME')
+local start = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now, turns = start, 0
+while now - start < tonumber(ARGV[1]) and turns < tonumber(ARGV[2]) do
+  t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  turns = turns + 1
+end
+return now - start
+"""
 
 
 @dataclass(frozen=True)
@@ -155,8 +180,11 @@ def _eviction_mismatch(client: Any, t: DemoTarget) -> str:
             "maxmemory is 0 (no limit), so no eviction policy ever applies and the audit does "
             "not judge it: clean up first (restores the limit), then plant this"
         )
-    client.config_set("maxmemory-policy", "allkeys-lru")
-    return "CONFIG SET maxmemory-policy allkeys-lru beside streams, locks and sessions"
+    # allkeys-lfu if the hot-key plant chose LFU: both plants stay visible
+    current = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    policy = "allkeys-lfu" if current.endswith("-lfu") else "allkeys-lru"
+    client.config_set("maxmemory-policy", policy)
+    return f"CONFIG SET maxmemory-policy {policy} beside streams, locks and sessions"
 
 
 def _logical_db(client: Any, t: DemoTarget) -> str:
@@ -174,6 +202,73 @@ def _dynamic_lua(client: Any, t: DemoTarget) -> str:
         pipe.eval(f"return {i}", 0)  # a new script body per value: the bug
     pipe.execute()
     return "1,100 distinct EVAL bodies in the script cache"
+
+
+def _slow_commands(client: Any, t: DemoTarget) -> str:
+    floor = AuditConfig().get("slow-commands", "min_duration_us")
+    logged = int(client.config_get("slowlog-log-slower-than").get("slowlog-log-slower-than", 0))
+    wait_us = max(floor, logged) + 10_000
+    if logged < 0 or wait_us > 1_000_000:
+        raise DemoRefused(
+            f"slowlog-log-slower-than is {logged:,} µs: the SLOWLOG is off, or only a "
+            "command blocking this server for over a second would be logged"
+        )
+    waited = [int(client.eval(BUSY_LUA, 0, wait_us, 2_000_000)) for _ in range(SLOW_CALLS)]
+    return f"{SLOW_CALLS} EVAL calls of a script busy-waiting {max(waited) / 1000:.0f} ms each"
+
+
+def release_idle(client: Any) -> int:
+    held = _IDLE.pop(client, [])
+    for conn in held:
+        conn.disconnect()
+    return len(held)
+
+
+def _connection_pressure(client: Any, t: DemoTarget) -> str:
+    release_idle(client)  # planted again: start from the connections without ours
+    share = min(AuditConfig().get("connection-pressure", "max_share") + 0.05, 0.95)
+    connected = int(client.info("clients").get("connected_clients", 0))
+    before = client.config_get("maxclients")["maxclients"]
+    limit = max(math.ceil(IDLE_HEADROOM / (1 - share)), connected + IDLE_HEADROOM + 1)
+    wanted = max(0, math.ceil(share * limit) - connected)
+    client.config_set("maxclients", limit)
+    pool, held = client.connection_pool, _IDLE.setdefault(client, [])
+    try:
+        for _ in range(wanted):
+            conn = pool.connection_class(**{**pool.connection_kwargs, "client_name": IDLE_NAME})
+            conn.connect()
+            held.append(conn)
+    except (OSError, RedisError) as exc:
+        release_idle(client)
+        client.config_set("maxclients", before)
+        raise DemoRefused(f"could not open {wanted} idle connections: {exc}") from exc
+    return (
+        f"CONFIG SET maxclients {limit} and {wanted} idle connections ('{IDLE_NAME}'): "
+        f"about {connected + wanted} of {limit} slots in use, {IDLE_HEADROOM} left free"
+    )
+
+
+def _hot_key(client: Any, t: DemoTarget) -> str:
+    # LFU of the same family: allkeys stays allkeys (the eviction plant stays visible);
+    # else volatile-lfu, which evicts only keys with a TTL like the demo's volatile-lru
+    current = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    policy = "allkeys-lfu" if current.startswith("allkeys-") else "volatile-lfu"
+    client.config_set("maxmemory-policy", policy)
+    name = _ns(t, "hot-key", "bestseller")
+    client.set(name, "the product everyone opens", ex=PLANT_TTL_S)  # a fresh LFU counter
+    factor = client.config_get("lfu-log-factor")["lfu-log-factor"]
+    # with the default factor (10) about 50,000 reads make a counter of 100; with 0 each
+    # read counts, so a short burst does it. The factor only matters while reading.
+    client.config_set("lfu-log-factor", 0)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for _ in range(HOT_READS):
+            pipe.get(name)
+        pipe.execute()
+    finally:
+        client.config_set("lfu-log-factor", factor)
+    freq = client.object("freq", name)
+    return f"CONFIG SET maxmemory-policy {policy}; {name} read {HOT_READS} times (LFU {freq})"
 
 
 PLANTS: tuple[Plant, ...] = (
@@ -209,6 +304,13 @@ PLANTS: tuple[Plant, ...] = (
           "databases", _logical_db, server_wide=True, needs="INFO"),
     Plant("dynamic-lua", "dynamic-lua", "Dynamic Lua", "EVAL with values inside the script",
           "script cache", _dynamic_lua, server_wide=True, needs="INFO"),
+    Plant("slow-commands", "slow-commands", "Slow commands", "a Lua script busy-waiting "
+          "20 ms, 3 times", "EVAL", _slow_commands, server_wide=True, needs="SLOWLOG"),
+    Plant("connection-pressure", "connection-pressure", "Connection pressure", "a low "
+          "maxclients and idle connections filling 85% of it", "clients",
+          _connection_pressure, server_wide=True, needs="CONFIG"),
+    Plant("hot-key", "hot-keys", "A hot key", "an LFU policy and one key read 300 times",
+          "hot-key", _hot_key, server_wide=True, needs="CONFIG"),
 )  # fmt: skip
 BY_ID = {p.id: p for p in PLANTS}
 
@@ -220,8 +322,8 @@ def plant(client: Any, target: DemoTarget, plant_id: str) -> tuple[Plant, str]:
     p = BY_ID[plant_id]
     if p.server_wide:
         target.check_owned(f"planting '{p.label}'")
-    if p.needs == "CONFIG" and p.needs in target.missing:
-        raise DemoRefused(f"fakeredis has no CONFIG: '{p.label}' cannot be planted here")
+    if p.needs in target.missing and p.needs != "INFO":  # (INFO: planted, the rule skipped)
+        raise DemoRefused(f"fakeredis has no {p.needs}: '{p.label}' cannot be planted here")
     try:
         return p, p.plant(client, target)
     except ResponseError as exc:
@@ -266,6 +368,9 @@ def clean_up(client: Any, target: DemoTarget, baseline: dict[str, Any]) -> list[
         other.delete("another:app:key")
     finally:
         other.close()
+    idle = release_idle(client)
+    if idle:
+        done.append(f"closed {idle} idle connections")
     if "CONFIG" not in target.missing:
         for name, value in baseline.items():
             try:
@@ -276,18 +381,24 @@ def clean_up(client: Any, target: DemoTarget, baseline: dict[str, Any]) -> list[
         try:
             client.script_flush()
             client.config_resetstat()
-            done.append("SCRIPT FLUSH and CONFIG RESETSTAT (KEYS/FLUSHDB counts cleared)")
+            client.slowlog_reset()
+            done.append(
+                "SCRIPT FLUSH, CONFIG RESETSTAT and SLOWLOG RESET (KEYS/FLUSHDB counts, "
+                "rejected connections and slow entries cleared)"
+            )
         except RedisError as exc:
             done.append(f"could not reset scripts/stats: {exc}")
     return done
 
 
 def config_baseline(client: Any, target: DemoTarget) -> dict[str, Any]:
-    """maxmemory and its policy before any plant (to restore on clean-up)."""
+    """maxmemory, its policy and maxclients before any plant (to restore on clean-up)."""
     if not target.owned or "CONFIG" in target.missing:
         return {}
-    try:
-        found = client.config_get("maxmemory*")
-    except RedisError:
-        return {}
-    return {k: found[k] for k in ("maxmemory", "maxmemory-policy") if k in found}
+    found: dict[str, Any] = {}
+    for name in BASELINE_CONFIG:  # one by one: CONFIG GET takes one pattern before Redis 7
+        try:
+            found.update(client.config_get(name))
+        except RedisError:
+            continue
+    return {k: found[k] for k in BASELINE_CONFIG if k in found}

@@ -74,6 +74,7 @@ class Playground:
             if self._ctx is not None:
                 self._ctx.shop.stop()
                 self._ctx.shop.client.close()
+                antipatterns.release_idle(self._ctx.client)  # connection-pressure plant
                 self._ctx.client.close()
             self._ctx = self._simulator = None
 
