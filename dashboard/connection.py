@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
@@ -60,18 +60,25 @@ class ConnectionOptions:
     ssl_check_hostname: bool | None = None
 
 
+_SECRET_PARAM = re.compile(r"([?&;][^=&;#]*password[^=&;#]*=)[^&;#]*", re.IGNORECASE)
+
+
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (safe to log and display)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^@/]*@", "//***@", url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-    masked = f"{user}:***@{hostinfo}" if user or ":" in userinfo else f"***@{hostinfo}"
-    return urlunsplit(parts._replace(netloc=masked))
+    """Return ``url`` with every password replaced by ``***`` (safe to log and display).
+
+    Works on the raw text, not a parsed URL: a password with an unencoded ``/``, ``?``
+    or ``#`` would otherwise end up in the "path" and be shown. Everything between
+    ``://`` and the last ``@`` is user information; query parameters whose name
+    contains ``password`` (``password``, ``sentinel_password``) are masked too.
+    """
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, hostinfo = rest.rpartition("@")
+        user, colon, _secret = userinfo.partition(":")
+        shown = f"{user}:***" if colon else "***"
+        text = f"{scheme}://{shown}@{hostinfo}"
+    return _SECRET_PARAM.sub(r"\1***", text)
 
 
 def _scheme(url: str) -> str:
@@ -154,8 +161,12 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
             kwargs.update(_tls_kwargs(query, options))
         try:
             return redis.Redis.from_url(url, **kwargs)
-        except ValueError as exc:
-            raise ConnectionConfigError(f"{exc} ({mask_url(url)})") from exc
+        except ValueError:
+            # redis-py's message may quote a piece of the password (as the "port").
+            raise ConnectionConfigError(
+                f"cannot parse {mask_url(url)!r}: check host, port and database, and "
+                "percent-encode special characters (/ ? # @ :) in the password"
+            ) from None
     user, password, hosts = _credentials(parts.netloc)
     if scheme.endswith("+cluster"):
         nodes = _split_nodes(hosts, 6379, url)

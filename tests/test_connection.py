@@ -132,3 +132,26 @@ def test_unreachable_server_raises_connection_error():
     client = connect("redis://127.0.0.1:1/0", ConnectionOptions(connect_timeout=0.5))
     with pytest.raises(redis.ConnectionError):
         client.ping()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:Ab3/xYz9@redis.internal:6379/0",  # unencoded / in the password
+        "redis://:Ab3?x#y@redis.internal:6379/0",
+        "redis://u:p@ss@host:6379",
+        "redis://host:6379/0?password=Ab3xYz9",
+        "redis+sentinel://s1:26379/mymaster?sentinel_password=Ab3xYz9&x=1",
+    ],
+)
+def test_mask_url_masks_awkward_passwords(url):
+    masked = mask_url(url)
+    assert "Ab3" not in masked and "xYz9" not in masked and "p@ss" not in masked
+    assert "***" in masked
+
+
+def test_parse_error_does_not_quote_the_password():
+    with pytest.raises(ConnectionConfigError) as info:
+        connect("redis://:Ab3/xYz9@redis.internal:6379/0")
+    assert "Ab3" not in str(info.value) and "xYz9" not in str(info.value)
+    assert "percent-encode" in str(info.value)

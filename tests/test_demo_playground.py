@@ -362,3 +362,21 @@ def test_unknown_card_or_action(demo):
     status, outcome = run_card(web, "ratelimit", "explode", token)
     assert status == 400 and "no action" in outcome["summary"]
     assert web.get("/playground/card/nope.json").status_code == 404
+
+
+def test_writers_on_an_external_redis_pass_the_command_gate(r, redis_url):
+    """Even with writes enabled, the demo never sends KEYS/FLUSHDB/CONFIG SET to a
+    Redis it does not own: its writer clients sit behind the same gate as the views."""
+    from dashboard.gate import CommandRefused
+
+    r.set("precious", "1")
+    client = DemoTarget(redis_url, "external", writes=True).client()
+    try:
+        client.set("demo:ok", "1")  # an ordinary write is allowed
+        for command in (("KEYS", "*"), ("FLUSHDB",), ("CONFIG", "SET", "maxmemory", "1")):
+            with pytest.raises(CommandRefused):
+                client.execute_command(*command)
+    finally:
+        client.close()
+    assert r.get("precious") == b"1"
+    assert r.get("demo:ok") == b"1"

@@ -55,7 +55,17 @@ def test_writes_allowed_when_enabled_but_never_keys_or_flush(redis_server, r):
     client = gate.install(connect(redis_server.url), allow_writes=True)
     client.set("w", 1)
     assert r.get("w") == b"1"
-    for command in (("KEYS", "*"), ("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "SET", "x", "1")):
+    never = (
+        ("KEYS", "*"),
+        ("FLUSHALL",),
+        ("FLUSHDB",),
+        ("CONFIG", "SET", "x", "1"),
+        ("CLIENT", "KILL", "TYPE", "normal"),
+        ("CLIENT", "PAUSE", "1000"),
+        ("MODULE", "LOAD", "/tmp/x.so"),
+        ("SAVE",),
+    )
+    for command in never:
         with pytest.raises(gate.CommandRefused, match="never sent"):
             client.execute_command(*command)
     assert r.get("w") == b"1"

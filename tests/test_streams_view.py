@@ -408,3 +408,7 @@ def test_discovery_visits_every_primary(r, private_server):
     found = StreamFinder(r, node_clients=lambda c: nodes).find()
     assert sorted(found["streams"]) == [(b"here", "n1"), (b"there", "n2")]
     other.close()
+
+
+def test_overlong_match_glob_is_refused(web):
+    assert web.get("/streams.json?match=" + "a" * 2000).status_code == 400

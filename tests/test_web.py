@@ -175,3 +175,26 @@ def test_basic_auth_when_configured(make_app):
     assert web.get("/healthz").status_code == 200
     ok = web.get("/overview", headers={"Authorization": "Basic YWRtaW46czNjcmV0"})
     assert ok.status_code == 200
+
+
+def test_healthz_names_no_address_or_reason(make_app):
+    web = make_app(url="redis://:Ab3/xYz9@127.0.0.1:1/0", username="a", password="b").test_client()
+    body = web.get("/healthz").get_json()
+    assert body == {"status": "ok", "redis": "unreachable"}
+
+
+def test_non_ascii_credentials_are_refused_not_crashed(make_app):
+    import base64
+
+    web = make_app(username="admin", password="pässwörd").test_client()
+    bad = base64.b64encode("ü:x".encode()).decode()
+    assert web.get("/overview", headers={"Authorization": f"Basic {bad}"}).status_code == 401
+    good = base64.b64encode("admin:pässwörd".encode()).decode()
+    assert web.get("/overview", headers={"Authorization": f"Basic {good}"}).status_code == 200
+    assert web.post("/keyspace/scan", headers={"X-CSRF-Token": "ü"}).status_code in (400, 401)
+
+
+def test_password_in_query_string_is_not_shown(make_app, redis_server):
+    web = make_app(url=f"redis://127.0.0.1:{redis_server.port}/0?password=").test_client()
+    page = web.get("/overview").get_data(as_text=True)
+    assert "?password=***" in page

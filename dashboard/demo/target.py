@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from dashboard import gate
 from dashboard.connection import ConnectionOptions, connect, mask_url
 
 KINDS = ("redis-server", "fakeredis", "external")
@@ -104,6 +105,8 @@ class DemoTarget:
             pool_size=pool_size, socket_timeout=10.0, client_name="redis-dashboard-demo"
         )
         client = connect(self.url, options)
+        if not self.owned:  # someone else's Redis: still never KEYS, FLUSH*, CONFIG SET...
+            client = gate.install(client, allow_writes=self.writes)
         if db is None:
             return client
         pool = client.connection_pool  # the same server and credentials, another db

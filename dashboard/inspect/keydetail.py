@@ -33,6 +33,7 @@ from .server import (
 
 MAX_PAGE = 1000
 MAX_STRING_BYTES = 1024 * 1024
+MAX_ELEMENT_BYTES = 64 * 1024  # shown per element; a page holds at most MAX_PAGE of them
 MAX_STREAM_FIELDS = 64
 KEY_DISPLAY_BYTES = 1024
 _KNOWN_TYPES = {"string", "hash", "set", "zset", "list", "stream"}
@@ -255,7 +256,7 @@ def key_detail(
         "order": order,
         "start": None if start is None else str(start),
         "string_bytes": _clamp(string_bytes, 1, MAX_STRING_BYTES, "string_bytes"),
-        "element_bytes": _clamp(element_bytes, 1, MAX_STRING_BYTES, "element_bytes"),
+        "element_bytes": _clamp(element_bytes, 1, MAX_ELEMENT_BYTES, "element_bytes"),
     }
     out: dict[str, Any] = {
         "key": display_key(key, KEY_DISPLAY_BYTES),

@@ -20,6 +20,12 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII text (compare_digest on str
+    raises TypeError for it, which would be a 500 instead of a refusal)."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
 def csrf_token() -> str:
     """The session's CSRF token (made on first use)."""
     token = session.get(CSRF_FIELD)
@@ -32,7 +38,7 @@ def csrf_token() -> str:
 def _check_csrf() -> None:
     expected = session.get(CSRF_FIELD)
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD, "")
-    if not expected or not sent or not hmac.compare_digest(str(expected), str(sent)):
+    if not expected or not sent or not _same(str(expected), str(sent)):
         abort(400, description="missing or wrong CSRF token: reload the page and try again")
 
 
@@ -41,8 +47,8 @@ def _check_auth(username: str, password: str) -> Response | None:
     if (
         auth is not None
         and auth.type == "basic"
-        and hmac.compare_digest(auth.username or "", username)
-        and hmac.compare_digest(auth.password or "", password)
+        and _same(auth.username or "", username)
+        and _same(auth.password or "", password)
     ):
         return None
     return Response(

@@ -36,6 +36,7 @@ NAV = ("Streams", "streams.index")
 
 SPARK_W, SPARK_H = 120, 24
 MAX_ACTION_IDS = 100
+MAX_MATCH = 1024  # a SCAN MATCH glob; long ones cost the server (and say nothing useful)
 ACTIONS = {
     "ack": "XACK",
     "claim": "XCLAIM",
@@ -90,6 +91,8 @@ def _summary(key: bytes, node: str | None) -> dict[str, Any] | None:
 @page(bp, "/streams")
 def index() -> Any:
     match = request.args.get("match") or "*"
+    if len(match) > MAX_MATCH:
+        abort(400, description=f"match is longer than {MAX_MATCH} characters")
     found = finder().find(match)
     streams = [s for s in (_summary(key, node) for key, node in found["streams"]) if s is not None]
     streams.sort(key=lambda s: s["key"])
