@@ -173,26 +173,40 @@ class MissingTtl(Observer):
         return out
 
 
-class BigString(Observer):
-    rule = "big-string"
+class _OverLimit(Observer):
+    """Counts, per namespace, keys whose measure exceeds ``max_bytes`` and keeps the
+    top offenders (bounded: one counter and a top-N per namespace)."""
 
     def __init__(self, config: AuditConfig, delimiter: bytes, cap: int) -> None:
         c = config.of(self.rule)
         self.delimiter, self.max_bytes, self.n = delimiter, c["max_bytes"], c["examples"]
         self.table = NsTable(cap, lambda: [0, TopN(self.n)])
 
+    def measure(self, fact: tuple) -> tuple[int, Any, Any] | None:
+        """``(length, what to keep, extra)`` for a fact this rule looks at, else None."""
+        raise NotImplementedError
+
     def add(self, groups: Groups) -> None:
         limit = self.max_bytes
         for ns, facts in groups.items():
             state = None
-            for key, kind, _ttl, size, count in facts:
-                if kind != "string":
-                    continue
-                length = count if count is not None else size
-                if length is not None and length > limit:
+            for fact in facts:
+                measured = self.measure(fact)
+                if measured is not None and measured[0] > limit:
                     state = state or self.table[ns]
                     state[0] += 1
-                    state[1].offer(length, key, size)
+                    state[1].offer(*measured)
+
+
+class BigString(_OverLimit):
+    rule = "big-string"
+
+    def measure(self, fact: tuple) -> tuple[int, Any, Any] | None:
+        key, kind, _ttl, size, count = fact
+        if kind != "string":
+            return None
+        length = count if count is not None else size
+        return None if length is None else (length, key, size)
 
     def findings(self) -> list[Finding]:
         out = []
@@ -317,24 +331,11 @@ class NoNamespace(Observer):
         ]
 
 
-class LongKeyNames(Observer):
+class LongKeyNames(_OverLimit):
     rule = "long-key-names"
 
-    def __init__(self, config: AuditConfig, delimiter: bytes, cap: int) -> None:
-        c = config.of(self.rule)
-        self.delimiter, self.max_bytes, self.n = delimiter, c["max_bytes"], c["examples"]
-        self.table = NsTable(cap, lambda: [0, TopN(self.n)])
-
-    def add(self, groups: Groups) -> None:
-        limit = self.max_bytes
-        for ns, facts in groups.items():
-            state = None
-            for fact in facts:
-                length = len(fact[0])
-                if length > limit:
-                    state = state or self.table[ns]
-                    state[0] += 1
-                    state[1].offer(length, key_text(fact[0]))
+    def measure(self, fact: tuple) -> tuple[int, Any, Any] | None:
+        return len(fact[0]), key_text(fact[0]), None
 
     def findings(self) -> list[Finding]:
         out = []
