@@ -110,8 +110,8 @@ def server_cpu(client: redis.Redis) -> float:
 
 def engine(port: int, path: str, target_ms: float) -> None:
     """Child process: run our scan once and print JSON (time, keys, peak RSS)."""
-    from dashboard.inspect.scan import ScanOptions
-    from dashboard.inspect.scanjob import scan_keyspace
+    from dashboard.inspect.keyspace.scan import ScanOptions
+    from dashboard.inspect.keyspace.scanjob import scan_keyspace
 
     client = redis.Redis(port=port, socket_timeout=30)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dashboard.inspect.keyid import encode_key
+from dashboard.keyid import encode_key
 
 pytestmark = pytest.mark.browser
 

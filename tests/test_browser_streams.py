@@ -6,7 +6,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from dashboard.inspect.keyid import encode_key
+from dashboard.keyid import encode_key
 from dashboard.patterns.streams import ensure_group
 
 pytestmark = pytest.mark.browser

@@ -9,7 +9,7 @@ from limits import RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPe
 from limits.storage import RedisStorage
 
 from dashboard.config import Settings
-from dashboard.inspect.detectors import (
+from dashboard.inspect.live.detectors import (
     LOCK,
     RATELIMIT,
     DetectorConfigError,
@@ -18,8 +18,8 @@ from dashboard.inspect.detectors import (
     minimal_patterns,
     parse_limits_key,
 )
-from dashboard.inspect.foreign import sliding_counter_retry_ms
-from dashboard.inspect.userpatterns import load_user_patterns
+from dashboard.inspect.live.foreign import sliding_counter_retry_ms
+from dashboard.inspect.live.userpatterns import load_user_patterns
 from dashboard.patterns.locks import fence_key, info_key, lock_key
 from dashboard.patterns.ratelimit import limiter_key
 

@@ -8,11 +8,12 @@ import random
 import pytest
 import redis
 
+from dashboard import keyid
 from dashboard.embedded import free_port
 from dashboard.gate import READ_COMMANDS, command_name
-from dashboard.inspect import keyid
-from dashboard.inspect.keydetail import key_detail
-from dashboard.inspect.keyid import (
+from dashboard.inspect.errors import RedisUnavailable
+from dashboard.inspect.keyspace.keydetail import key_detail
+from dashboard.keyid import (
     UnknownKeyRef,
     decode_key,
     display_bytes,
@@ -23,7 +24,6 @@ from dashboard.inspect.keyid import (
     remember,
     resolve_address,
 )
-from dashboard.inspect.server import RedisUnavailable
 
 HTML = b"<script>alert('x')</script>&amp;"
 MB = 1024 * 1024

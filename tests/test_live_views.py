@@ -11,7 +11,7 @@ import redis_lock
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond, storage, strategies
 from redis.lock import Lock as RedisPyLock
 
-from dashboard.inspect.keyid import encode_key
+from dashboard.keyid import encode_key
 from dashboard.patterns.locks import Lock, lock_key
 from dashboard.patterns.ratelimit import RateLimiter
 

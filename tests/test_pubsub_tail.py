@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dashboard.config import Settings, SettingsError
-from dashboard.inspect.tails import PAYLOAD_LIMIT, TailRegistry, TooManyTails, payload_text
+from dashboard.inspect.live.tails import PAYLOAD_LIMIT, TailRegistry, TooManyTails, payload_text
 from dashboard.web.pubsub import TAIL_CLIENT_NAME
 
 

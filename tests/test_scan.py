@@ -10,10 +10,10 @@ import redis
 
 from dashboard import gate
 from dashboard.embedded import free_port
-from dashboard.inspect.keyid import resolve_address
-from dashboard.inspect.rollup import Rollup, is_id_segment, iter_nodes, ttl_bucket
-from dashboard.inspect.scan import NodeScanner, ScanOptions
-from dashboard.inspect.scanjob import scan_keyspace
+from dashboard.inspect.keyspace.rollup import Rollup, is_id_segment, iter_nodes, ttl_bucket
+from dashboard.inspect.keyspace.scan import NodeScanner, ScanOptions
+from dashboard.inspect.keyspace.scanjob import scan_keyspace
+from dashboard.keyid import resolve_address
 from dashboard.patterns import scripts
 
 HTML_KEY = b"<img src=x onerror=alert(1)>"
@@ -221,7 +221,7 @@ def test_a_megabyte_key_name_does_not_break_anything(r):
 
 
 def test_pages_are_capped_by_key_name_bytes(r, monkeypatch):
-    from dashboard.inspect import scan
+    from dashboard.inspect.keyspace import scan
 
     monkeypatch.setattr(scan, "MAX_PAGE_KEY_BYTES", 100)
     for i in range(200):

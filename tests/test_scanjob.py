@@ -6,8 +6,8 @@ import threading
 import pytest
 import redis
 
-from dashboard.inspect.scan import ScanOptions
-from dashboard.inspect.scanjob import CANCELLED, DONE, FAILED, IDLE, ScanJob, scan_keyspace
+from dashboard.inspect.keyspace.scan import ScanOptions
+from dashboard.inspect.keyspace.scanjob import CANCELLED, DONE, FAILED, IDLE, ScanJob, scan_keyspace
 
 
 def load(r, n=3000, namespaces=("a", "b", "c")):

@@ -13,22 +13,19 @@ from redis.cluster import RedisCluster
 from redis.sentinel import SentinelConnectionPool
 
 from dashboard.embedded import free_port
-from dashboard.inspect import server
-from dashboard.inspect.keydetail import key_detail
-from dashboard.inspect.server import (
-    PANELS,
-    RedisUnavailable,
+from dashboard.inspect.errors import RedisUnavailable
+from dashboard.inspect.keyspace.keydetail import key_detail
+from dashboard.inspect.server import overview as server
+from dashboard.inspect.server.facts import (
     acl_default_user,
     acl_whoami,
     commandstats,
     config_get,
-    human_bytes,
-    human_duration,
     info,
     parse_info,
-    server_overview,
     slowlog,
 )
+from dashboard.inspect.server.overview import PANELS, human_bytes, human_duration, server_overview
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "overview.md"
 PANEL_NAMES = [*PANELS, "keyspace"]

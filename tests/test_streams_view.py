@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from dashboard.inspect.keyid import display_key, encode_key
-from dashboard.inspect.streamscan import LagHistory, StreamFinder, raw_name, stream_summary
+from dashboard.inspect.live.streams import LagHistory, StreamFinder, raw_name, stream_summary
+from dashboard.keyid import display_key, encode_key
 from dashboard.patterns.streams import Worker, ensure_group
 from dashboard.web.streams import sparkline
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from dashboard.inspect.keyid import encode_key
+from dashboard.keyid import encode_key
 
 HTML_KEY = b"<img src=x onerror=alert(1)>"
 BAD_UTF8 = b"bin:\xff\xfe:x"

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from dashboard.cli import EXIT_ERROR, EXIT_OK, CliError, add_setting_flags, settings_from
+from dashboard.cliargs import EXIT_ERROR, EXIT_OK, CliError, add_setting_flags, settings_from
 
 DEMO_SETTINGS = ["host", "port", "url", "allow_writes", "threads", "username", "password"]
 

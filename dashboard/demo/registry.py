@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from dashboard.demo import antipatterns
 from dashboard.demo.shop import ORDER_GROUP
 from dashboard.demo.target import DemoTarget
-from dashboard.inspect.keyid import key_address
+from dashboard.keyid import key_address
 
 
 @dataclass(frozen=True)

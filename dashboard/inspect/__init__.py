@@ -1,10 +1,13 @@
 """Inspection layer: works on any Redis, not only ones written by the pattern layer.
 
-* ``scan``: per-page key facts (type, TTL, bytes, element count) via one read-only
-  Lua call per SCAN page, or pipelines when scripting is unavailable.
-* ``rollup``: namespace tree with counters, TTL histogram and top-N heaps.
-* ``scanjob``: the scan as a background job (progress, cancel, resume, sampling).
-* ``server``, ``keydetail``, ``keyid``: server facts, one key's detail, key ids.
+Grouped by what it looks at:
 
+* ``keyspace/``: the SCAN engine, the namespace rollup, the scan job, key detail.
+* ``server/``: INFO/CONFIG/SLOWLOG/ACL facts and the overview.
+* ``live/``: rate limiters, locks, streams and pub/sub of any library.
+* ``audit/``: the anti-pattern rules, fed by the same scan.
+* ``errors``, ``nodes``: envelopes and error wording; the nodes behind a client.
+
+The observer (``dashboard.observer``) decides when these run; views read its picture.
 Nothing is re-exported here, so importing one module does not import the others.
 """

@@ -31,7 +31,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from dashboard.inspect.keyid import display_key
+from dashboard.keyid import display_key
 from dashboard.patterns import scripts
 from dashboard.patterns.codecs import (
     BYTES,

@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from redis.exceptions import RedisError
 
-from dashboard.inspect.keyid import display_key, escape_bytes
+from dashboard.keyid import display_key, escape_bytes
 from dashboard.patterns import keys
 
 MAGIC = b"rdc1 "

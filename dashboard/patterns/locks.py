@@ -31,7 +31,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from dashboard.inspect.keyid import display_key, escape_bytes
+from dashboard.keyid import display_key, escape_bytes
 from dashboard.patterns import keys
 from dashboard.patterns.scripts import load
 

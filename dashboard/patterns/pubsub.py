@@ -29,7 +29,7 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dashboard.inspect.keyid import display_key
+from dashboard.keyid import display_key
 from dashboard.patterns.codecs import JSON
 
 _LOST_CONNECTION = (RedisConnectionError, RedisTimeoutError, OSError)

@@ -39,7 +39,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from dashboard.inspect.keyid import display_key
+from dashboard.keyid import display_key
 from dashboard.patterns import keys
 from dashboard.patterns.keys import KeyPart
 from dashboard.patterns.scripts import load

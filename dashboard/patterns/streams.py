@@ -25,7 +25,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from dashboard.inspect.keyid import display_key
+from dashboard.keyid import display_key
 from dashboard.patterns.streams_worker import (
     Entry,
     GroupMissing,

@@ -14,7 +14,7 @@ from dashboard import __version__
 from dashboard.config import Settings
 from dashboard.connection import ConnectionConfigError, mask_url
 from dashboard.gate import CommandRefused
-from dashboard.inspect.server import RedisUnavailable
+from dashboard.inspect.errors import RedisUnavailable
 from dashboard.resources import resource_dir
 from dashboard.web import filters, security
 from dashboard.web.state import AppState

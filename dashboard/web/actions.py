@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import jsonify, render_template, request, url_for
 
-from dashboard.inspect.detectors import Detectors
-from dashboard.inspect.keyid import UnknownKeyRef, resolve_address
-from dashboard.inspect.liveactions import ActionError
+from dashboard.inspect.live.actions import ActionError
+from dashboard.inspect.live.detectors import Detectors
+from dashboard.keyid import UnknownKeyRef, resolve_address
 from dashboard.web.pages import wants_json
 from dashboard.web.state import state
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, redirect, request, url_for
 from dashboard.connection import mask_url
 from dashboard.inspect.audit import CATALOG, RULES, Audit, AuditConfig, AuditJob
 from dashboard.inspect.audit.formats import to_markdown
-from dashboard.inspect.scan import ScanOptions
+from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.web.pages import page, render, wants_json
 from dashboard.web.state import state
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, request, url_for
 
-from dashboard.inspect.rollup import iter_nodes
-from dashboard.inspect.scan import ScanOptions
-from dashboard.inspect.scanjob import DONE, IDLE, ScanJob
+from dashboard.inspect.keyspace.rollup import iter_nodes
+from dashboard.inspect.keyspace.scan import ScanOptions
+from dashboard.inspect.keyspace.scanjob import DONE, IDLE, ScanJob
 from dashboard.web.pages import page, render, wants_json
 from dashboard.web.state import state
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, abort, request
 
-from dashboard.inspect.keydetail import key_detail
-from dashboard.inspect.keyid import UnknownKeyRef, resolve_address
+from dashboard.inspect.keyspace.keydetail import key_detail
+from dashboard.keyid import UnknownKeyRef, resolve_address
 from dashboard.web.pages import page, render
 from dashboard.web.state import state
 

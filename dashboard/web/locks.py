@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from dashboard.inspect.detectors import Detectors
-from dashboard.inspect.liveactions import prepare_release, release_lock
-from dashboard.inspect.livestate import KeySearch, lock_view
+from dashboard.inspect.live.actions import prepare_release, release_lock
+from dashboard.inspect.live.detectors import Detectors
+from dashboard.inspect.live.state import KeySearch, lock_view
 from dashboard.web.actions import two_step
 from dashboard.web.pages import page, render
 from dashboard.web.state import state

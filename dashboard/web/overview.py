@@ -9,7 +9,8 @@ import redis
 from flask import Blueprint, jsonify, redirect, url_for
 
 from dashboard.connection import ConnectionConfigError, mask_url
-from dashboard.inspect.server import RedisUnavailable, server_overview
+from dashboard.inspect.errors import RedisUnavailable
+from dashboard.inspect.server.overview import server_overview
 from dashboard.web.pages import page, render
 from dashboard.web.state import state
 

@@ -20,9 +20,16 @@ from flask import Blueprint, Response, abort, jsonify, request, url_for
 
 from dashboard import gate
 from dashboard.connection import ConnectionOptions, connect, is_cluster
-from dashboard.inspect.keyid import display_key
-from dashboard.inspect.server import attempt, available, node_clients, unavailable
-from dashboard.inspect.tails import PAYLOAD_LIMIT, Tail, TailRegistry, TooManyTails, message_dict
+from dashboard.inspect.errors import attempt, available, unavailable
+from dashboard.inspect.live.tails import (
+    PAYLOAD_LIMIT,
+    Tail,
+    TailRegistry,
+    TooManyTails,
+    message_dict,
+)
+from dashboard.inspect.nodes import node_clients
+from dashboard.keyid import display_key
 from dashboard.patterns.pubsub import channels_state
 from dashboard.web.pages import page, render
 from dashboard.web.state import AppState, state

@@ -16,8 +16,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, get_flashed_messages, redirect, request, url_for
 
 from dashboard.connection import is_cluster
-from dashboard.inspect.keyid import UnknownKeyRef, display_key, resolve_address
-from dashboard.inspect.streamscan import (
+from dashboard.inspect.live.streams import (
     LagHistory,
     StreamFinder,
     check_id,
@@ -28,6 +27,7 @@ from dashboard.inspect.streamscan import (
     stream_summary,
     totals,
 )
+from dashboard.keyid import UnknownKeyRef, display_key, resolve_address
 from dashboard.web.pages import page, render, wants_json
 from dashboard.web.state import state
 

@@ -36,7 +36,7 @@ def audit_settings(settings: Any, config: AuditConfig | None = None) -> dict[str
     """Audit the Redis of ``settings`` through the read-only command gate."""
     from dashboard import gate
     from dashboard.connection import ConnectionOptions, connect, mask_url
-    from dashboard.inspect.scan import ScanOptions
+    from dashboard.inspect.keyspace.scan import ScanOptions
 
     options = ConnectionOptions(
         pool_size=4,

@@ -152,7 +152,7 @@ CATALOG: tuple[Rule, ...] = (
         "KEYS walks the whole keyspace in one command: on a big database it blocks every "
         "other client for seconds.",
         "Use SCAN with MATCH and a bounded COUNT (redis-py `scan_iter`), as the "
-        "dashboard's own scan (`dashboard.inspect.scan`) does, or keep an index set; deny "
+        "dashboard's own scan (`dashboard.inspect.keyspace.scan`) does, or keep an index set; deny "
         "KEYS to application users with ACL (`-keys`).",
         ("commandstats", "slowlog"),
         (_t("min_calls", 1, "fire when KEYS was called at least this often"),),

@@ -15,9 +15,9 @@ from typing import Any
 
 from dashboard import __version__
 from dashboard.connection import is_cluster
-from dashboard.inspect.rollup import Fact, Rollup
-from dashboard.inspect.scan import Batch, ScanOptions
-from dashboard.inspect.scanjob import DONE, ScanJob
+from dashboard.inspect.keyspace.rollup import Fact, Rollup
+from dashboard.inspect.keyspace.scan import Batch, ScanOptions
+from dashboard.inspect.keyspace.scanjob import DONE, ScanJob
 
 from . import facts as facts_module
 from .catalog import CATALOG, RANK, RULES, SEVERITIES

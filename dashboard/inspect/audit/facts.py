@@ -1,6 +1,6 @@
 """Server facts for the audit, gathered once, per node, and degraded gracefully.
 
-Built on :mod:`dashboard.inspect.server`: every source is a list of
+Built on :mod:`dashboard.inspect.server.facts`: every source is a list of
 :class:`NodeFact` (one per primary; address None on a standalone server), each
 either available with data or unavailable with the reason (ACL refusal, unknown
 command). Where a source has a usable fallback it is used (INFO memory refused:
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dashboard.connection import is_cluster
-from dashboard.inspect import server
+from dashboard.inspect.errors import attempt
+from dashboard.inspect.server import facts as server
 
 from .findings import Skip
 
@@ -138,7 +139,7 @@ def gather(client: Any, slowlog_entries: int = SLOWLOG_DEFAULT) -> Facts:
     network = _split(server.config_get(client, "bind"), cluster)
     protected = _split(server.config_get(client, "protected-mode"), cluster)
     src["network"] = _merge(network, protected)
-    now = server.attempt("TIME", client.time)
+    now = attempt("TIME", client.time)
     if now["available"]:
         seconds, micros = now["data"]
         facts.server_ms = int(seconds) * 1000 + int(micros) // 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashboard.inspect.keyid import display_key
+from dashboard.keyid import display_key
 
 ROOT = "(root)"
 OTHER = "(other)"

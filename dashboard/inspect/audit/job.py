@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dashboard.inspect.server import CONNECTION_ERRORS
+from dashboard.inspect.errors import CONNECTION_ERRORS
 
 from .engine import Audit
 

@@ -14,7 +14,7 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
-from dashboard.inspect.rollup import Fact
+from dashboard.inspect.keyspace.rollup import Fact
 
 from .findings import Finding, key_text, ns_text
 from .thresholds import AuditConfig

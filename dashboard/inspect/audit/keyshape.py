@@ -17,8 +17,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from dashboard.inspect.scan import is_refusal
-from dashboard.inspect.server import CONNECTION_ERRORS, describe_error
+from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
+from dashboard.inspect.keyspace.scan import is_refusal
 from dashboard.patterns.locks import parse_lock_key
 
 from .findings import Finding, key_text, ns_text

@@ -9,7 +9,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from dashboard.inspect.server import CONNECTION_ERRORS, describe_error
+from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
 from dashboard.patterns.streams import StreamState, StreamStateError, stream_state
 
 from .findings import Finding, Skip, key_text

@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashboard.inspect.detectors import (
+from dashboard.inspect.live.claims import (
     KINDS,
     LOCK,
     RATELIMIT,
@@ -31,7 +31,7 @@ from dashboard.inspect.detectors import (
     lock_claim,
     star_part,
 )
-from dashboard.inspect.keyid import display_key
+from dashboard.keyid import display_key
 
 USER_ALGORITHMS = ("counter", "log")
 SCORE_UNITS = {"s": 1000.0, "ms": 1.0, "us": 0.001}  # one score unit in ms

@@ -12,7 +12,7 @@ Metadata comes first and with NOTOUCH commands (TYPE, PTTL, OBJECT, MEMORY USAGE
 so the idle time shown is the key's, not the effect of the dashboard reading it.
 Commands the server refuses or lacks (ACL, managed services, fakeredis) leave that
 field ``None`` with the reason in ``unavailable``; only an unreachable server raises
-:class:`~dashboard.inspect.server.RedisUnavailable`. Values are returned as escaped
+:class:`~dashboard.inspect.errors.RedisUnavailable`. Values are returned as escaped
 plain text, never markup: templates escape them. Fields: docs/keydetail.md.
 """
 
@@ -22,14 +22,14 @@ import json
 import re
 from typing import Any
 
-from .keyid import display_bytes, display_key, escape_bytes, key_address
-from .server import (
+from dashboard.inspect.errors import (
     CONNECTION_ERRORS,
     ERRORS,
     attempt,
     describe_error,
     unreachable,
 )
+from dashboard.keyid import display_bytes, display_key, escape_bytes, key_address
 
 MAX_PAGE = 1000
 MAX_STRING_BYTES = 1024 * 1024

@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from dashboard.inspect.detectors import Claim
+from dashboard.inspect.live.detectors import Claim
 from dashboard.patterns.locks import short_token
 
 MAX_LIST = 512  # moving-window timestamps fetched in one LRANGE

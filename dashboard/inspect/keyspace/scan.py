@@ -23,10 +23,10 @@ from typing import Any
 from redis import exceptions as rx
 from redis.crc import key_slot
 
+from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
 from dashboard.patterns import scripts
 
 from .rollup import Fact
-from .server import CONNECTION_ERRORS, describe_error
 
 LUA = "lua"
 PIPELINE = "pipeline"

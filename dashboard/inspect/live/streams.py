@@ -24,9 +24,9 @@ from itertools import pairwise
 from typing import Any
 
 from dashboard.connection import is_cluster
-from dashboard.inspect.keyid import display_bytes, display_key, key_address
-from dashboard.inspect.server import CONNECTION_ERRORS, ERRORS, attempt, describe_error
-from dashboard.inspect.server import node_clients as _node_clients
+from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, attempt, describe_error
+from dashboard.inspect.nodes import node_clients as _node_clients
+from dashboard.keyid import display_bytes, display_key, key_address
 from dashboard.patterns.streams import GroupState, StreamStateError, stream_state
 
 GROWING_WINDOW = 5  # samples: lag rose over all of them -> "growing"

@@ -3,7 +3,7 @@
 The live views must be useful on a Redis that never used our pattern layer, so each
 known layout has a detector that turns a key name into a :class:`Claim` (what it is,
 which limiter/resource, limit and window when the name encodes them). No Redis
-call happens here; reading the live state is ``dashboard.inspect.foreign`` (foreign
+call happens here; reading the live state is ``dashboard.inspect.live.foreign`` (foreign
 layouts) and the pattern modules' read sides (our own layout).
 
 Built in, in claim order (the first detector that claims a key wins):
@@ -23,87 +23,47 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dashboard.inspect.keyid import display_key
+from dashboard.inspect.live.claims import (
+    GRANULARITY_S,
+    KINDS,
+    LOCK,
+    RATELIMIT,
+    SIGNAL_PREFIX,
+    Claim,
+    DetectorConfigError,
+    glob_escape,
+    glob_regex,
+    lock_claim,
+    star_part,
+)
+from dashboard.inspect.live.userpatterns import UserPattern, cached_user_patterns
+from dashboard.keyid import display_key
 from dashboard.patterns.locks import parse_lock_key
 from dashboard.patterns.locks import scan_match_patterns as lock_match_patterns
 from dashboard.patterns.ratelimit import parse_limiter_key
 from dashboard.patterns.ratelimit import scan_match_pattern as limiter_match_pattern
 
-if TYPE_CHECKING:
-    from dashboard.inspect.userpatterns import UserPattern
+__all__ = [
+    "GRANULARITY_S",
+    "KINDS",
+    "LOCK",
+    "RATELIMIT",
+    "Claim",
+    "DetectorConfigError",
+    "Detectors",
+    "glob_escape",
+    "glob_regex",
+    "lock_claim",
+    "star_part",
+]
 
-RATELIMIT, LOCK = "ratelimit", "lock"
-KINDS = (RATELIMIT, LOCK)
-GRANULARITY_S = {
-    "second": 1,
-    "minute": 60,
-    "hour": 3600,
-    "day": 86400,
-    "month": 30 * 86400,
-    "year": 360 * 86400,
-}  # limits.limits.TIME_TYPES: a "month" is 30 days, a "year" 12 such months
-SIGNAL_PREFIX = b"lock-signal:"  # python-redis-lock's wake-up lists: not locks
 _DIGITS = re.compile(r"[1-9][0-9]{0,17}")
-
-
-class DetectorConfigError(ValueError):
-    """The user's detector file or lock patterns cannot be used; names file and entry."""
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What one key name says: the thing to show and how to read its state."""
-
-    kind: str  # "ratelimit" | "lock"
-    layout: str  # "dashboard", "limits", "redis-py", ... or a user pattern's name
-    reader: str  # read routine: ours | ours-lock | fixed | limits | limits-sliding | log | string
-    key: bytes  # the key holding the state (sliding counter: the current window)
-    group: str  # limiter label (ratelimits); "" for locks
-    subject: str  # identity (ratelimits) or resource (locks), display text
-    algorithm: str | None = None
-    limit: int | None = None
-    window_ms: int | None = None
-    companions: tuple[bytes, ...] = ()  # more keys of the same state (a reset deletes them)
-    score_ms: float = 1.0  # sorted-set logs: one score unit in ms
 
 
 def _text(key: bytes) -> str:
     return key.decode("utf-8", "surrogateescape")
-
-
-def glob_regex(pattern: str) -> re.Pattern[bytes]:
-    """Redis glob (``*``, ``?``, ``[a-z]``, ``[^x]``, ``\\`` escapes) as a bytes regex;
-    every ``*`` is a group so a single-star pattern yields the varying part."""
-    raw, out, i = pattern.encode("utf-8", "surrogateescape"), [], 0
-    while i < len(raw):
-        ch = raw[i : i + 1]
-        if ch == b"*":
-            out.append(b"(.*)")
-        elif ch == b"?":
-            out.append(b".")
-        elif ch == b"\\" and i + 1 < len(raw):
-            i += 1
-            out.append(re.escape(raw[i : i + 1]))
-        elif ch == b"[" and b"]" in raw[i + 1 :]:
-            end = raw.index(b"]", i + 2 if raw[i + 1 : i + 2] in (b"^", b"]") else i + 1)
-            body = raw[i + 1 : end]
-            negate = body.startswith(b"^")
-            body = body[1:] if negate else body
-            escaped = re.sub(rb"([\]\[^\\])", rb"\\\1", body)
-            out.append(b"[" + (b"^" if negate else b"") + escaped + b"]")
-            i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile(b"".join(out), re.DOTALL)
-
-
-def glob_escape(text: str) -> str:
-    """``text`` as a literal inside a Redis glob."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def minimal_patterns(patterns: Iterable[str]) -> list[str]:
@@ -185,16 +145,6 @@ def parse_limits_key(key: bytes, prefixes: Iterable[str] = ("LIMITS",)) -> Claim
     )
 
 
-# -- string locks (redis-py Lock, python-redis-lock, SET NX) -----------------------------
-def star_part(match: re.Match[bytes]) -> bytes | None:
-    """What the single ``*`` of a lock glob matched (``lock:*`` -> the resource)."""
-    return match.group(1) if len(match.groups()) == 1 else None
-
-
-def lock_claim(key: bytes, layout: str, part: bytes | None) -> Claim:
-    return Claim(LOCK, layout, "string", key, "", display_key(part or key))
-
-
 def split_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]`` (comma-separated settings)."""
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -207,7 +157,7 @@ class Detectors:
         self,
         lock_patterns: Iterable[str] = ("lock:*", "*:lock", "locks:*"),
         limits_prefixes: Iterable[str] = ("LIMITS",),
-        user: Iterable[UserPattern] = (),  # dashboard.inspect.userpatterns
+        user: Iterable[UserPattern] = (),
         problems: Iterable[str] = (),
     ) -> None:
         self.lock_globs = [(p, glob_regex(p)) for p in lock_patterns]
@@ -217,8 +167,6 @@ class Detectors:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Detectors:
-        from dashboard.inspect.userpatterns import cached_user_patterns
-
         problems, user = [], []
         if settings.detectors_file:
             try:

@@ -20,26 +20,19 @@ from typing import Any
 from redis.sentinel import SentinelConnectionPool
 
 from dashboard.connection import is_cluster
-
-from .facts import (  # noqa: F401 - re-exported: other modules import these from here
+from dashboard.inspect.errors import (
     CONNECTION_ERRORS,
     ERRORS,
     RedisUnavailable,
-    _text,
-    acl_default_user,
-    acl_whoami,
     attempt,
     available,
-    commandstats,
-    config_get,
     describe_error,
-    info,
-    node_clients,
-    parse_info,
-    slowlog,
+    text,
     unavailable,
     unreachable,
 )
+from dashboard.inspect.nodes import node_clients
+from dashboard.inspect.server.facts import config_get, parse_info
 
 # --- overview -------------------------------------------------------------------------
 # Panel fields: name, key in the source, how a cluster combines its primaries, type, source
@@ -259,7 +252,7 @@ def _hello(conn: Any) -> dict[str, Any]:
     reply = conn.execute_command("HELLO")
     if isinstance(reply, list):
         reply = dict(zip(reply[::2], reply[1::2], strict=False))
-    return {_text(k): _text(v) for k, v in reply.items() if k not in (b"modules", "modules")}
+    return {text(k): text(v) for k, v in reply.items() if k not in (b"modules", "modules")}
 
 
 def _node_overview(conn: Any) -> dict[str, Any]:

@@ -14,8 +14,8 @@ counts the keys it absorbed. During a scan only the namespace a key lands in is
 updated; :meth:`Rollup.to_json` builds the tree, where every prefix level
 aggregates its children (heaps merge exactly: a parent's top-N is within the
 union of its children's top-N). Keys are bytes throughout; JSON shows them with
-:func:`~dashboard.inspect.keyid.display_key` and links them with
-:func:`~dashboard.inspect.keyid.key_address`. The JSON shape is in docs/scan.md.
+:func:`~dashboard.keyid.display_key` and links them with
+:func:`~dashboard.keyid.key_address`. The JSON shape is in docs/scan.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .keyid import display_key, encode_key, key_address
+from dashboard.keyid import display_key, encode_key, key_address
 
 TTL_BUCKETS = ("<1m", "<1h", "<1d", "<7d", ">=7d", "none", "unknown")
 _TTL_LIMITS_MS = (60_000, 3_600_000, 86_400_000, 604_800_000)

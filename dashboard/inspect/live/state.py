@@ -5,7 +5,7 @@ Finding never blocks Redis: SCAN with each layout's MATCH pattern on every prima
 per refresh. A pass that does not finish in one refresh continues on the next (the
 cursors are kept in :class:`KeySearch`) while the keys found so far stay listed, and
 at most ``live_max_keys`` keys are tracked. Reading uses the pattern layer's read
-sides for our own keys and ``dashboard.inspect.foreign`` for the rest, on the node
+sides for our own keys and ``dashboard.inspect.live.foreign`` for the rest, on the node
 that holds the key.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from dashboard.inspect import foreign
-from dashboard.inspect.detectors import LOCK, RATELIMIT, Claim, Detectors
-from dashboard.inspect.keyid import display_key, key_address
-from dashboard.inspect.server import node_clients
+from dashboard.inspect.live import foreign
+from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
+from dashboard.inspect.nodes import node_clients
+from dashboard.keyid import display_key, key_address
 from dashboard.patterns.locks import lock_state, parse_lock_key
 from dashboard.patterns.ratelimit import limiter_state
 

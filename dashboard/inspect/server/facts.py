@@ -1,5 +1,5 @@
-"""Building blocks for server facts: error envelopes, INFO parsing, per-node clients,
-and the read-only helpers the audit uses (INFO, CONFIG GET, SLOWLOG, commandstats, ACL).
+"""Building blocks for server facts: INFO parsing and the read-only helpers the audit
+uses (INFO, CONFIG GET, SLOWLOG, commandstats, ACL).
 
 Every helper sends only read commands and never raises for a refused or missing
 command: it returns ``{"available": True, "data": ...}`` or ``{"available": False,
@@ -9,71 +9,15 @@ command: it returns ``{"available": True, "data": ...}`` or ``{"available": Fals
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
-import redis
-from redis.exceptions import NoPermissionError, RedisClusterException, RedisError
+from dashboard.connection import is_cluster
+from dashboard.inspect.errors import attempt, available, text, unavailable
+from dashboard.inspect.nodes import node_clients
+from dashboard.keyid import display_key
 
-from dashboard.connection import is_cluster, mask_url
-
-from .keyid import display_key
-
-CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-ERRORS = (RedisError, RedisClusterException, OSError)
 SLOWLOG_MAX = 1024
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
-
-
-class RedisUnavailable(RuntimeError):
-    """The server could not be reached at all; the message is safe to show (no password)."""
-
-
-def unavailable(reason: str) -> dict[str, Any]:
-    """The marker a panel or field shows instead of data."""
-    return {"available": False, "reason": reason}
-
-
-def available(data: Any) -> dict[str, Any]:
-    return {"available": True, "data": data}
-
-
-def describe_error(what: str, exc: BaseException) -> str:
-    """One human line for a failed command, with any URL masked."""
-    message = _URL.sub(lambda m: mask_url(m.group(0)), str(exc)).strip() or type(exc).__name__
-    if isinstance(exc, NoPermissionError) or message.upper().startswith("NOPERM"):
-        return f"{what} refused by ACL (NOPERM)"
-    lowered = message.lower()
-    if "unknown command" in lowered or "unknown subcommand" in lowered:
-        return f"{what} is not supported by this server (unknown command)"
-    if isinstance(exc, redis.AuthenticationError):
-        return f"{what} failed: authentication failed ({message})"
-    if isinstance(exc, redis.BusyLoadingError):
-        return f"{what} failed: the server is loading its dataset"
-    if isinstance(exc, CONNECTION_ERRORS):
-        return f"{what} failed: server unreachable ({message})"
-    return f"{what} failed: {message}"
-
-
-def unreachable(exc: BaseException) -> RedisUnavailable:
-    """The error for a server that cannot be reached at all (message safe to show)."""
-    reason = describe_error("connection", exc).removeprefix("connection failed: ")
-    return RedisUnavailable(f"Redis is unavailable: {reason}")
-
-
-def attempt(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Run ``fn`` and wrap its result (or the reason it failed) in an envelope."""
-    try:
-        return available(fn(*args, **kwargs))
-    except ERRORS as exc:
-        return unavailable(describe_error(what, exc))
-    except (ValueError, TypeError, KeyError) as exc:  # a server answering in an odd shape
-        return unavailable(f"{what} gave a reply the dashboard cannot read ({exc!r:.200})")
-
-
-def _text(value: Any) -> Any:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
 def _number(value: str) -> Any:
@@ -88,9 +32,9 @@ def _number(value: str) -> Any:
 def parse_info(raw: Any) -> dict[str, Any]:
     """INFO as a dict whether redis-py parsed it already or it is the raw text."""
     if isinstance(raw, dict):
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
     parsed: dict[str, Any] = {}
-    for line in _text(raw or "").splitlines():
+    for line in text(raw or "").splitlines():
         if not line or line.startswith("#") or ":" not in line:
             continue
         name, _, value = line.partition(":")
@@ -101,18 +45,6 @@ def parse_info(raw: Any) -> dict[str, Any]:
         else:
             parsed[name] = _number(value)
     return parsed
-
-
-def node_clients(client: Any, *, replicas: bool = False) -> list[tuple[str, str, Any]]:
-    """``(address, role, plain client)`` per node: one for standalone, each node of a cluster."""
-    if not is_cluster(client):
-        kw = client.connection_pool.connection_kwargs
-        address = kw.get("path") or f"{kw.get('host', '?')}:{kw.get('port', '?')}"
-        return [(str(address), "primary", client)]
-    nodes = [(n, "primary") for n in client.get_primaries()]
-    if replicas:
-        nodes += [(n, "replica") for n in client.get_replicas()]
-    return [(n.name, role, client.get_redis_connection(n)) for n, role in nodes]
 
 
 def _per_node(client: Any, fn: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
@@ -135,7 +67,7 @@ def config_get(client: Any, pattern: str) -> dict[str, Any]:
     """CONFIG GET ``pattern`` as ``{name: value}`` strings."""
 
     def get(c: Any) -> dict[str, str]:
-        return {_text(k): _text(v) for k, v in c.config_get(pattern).items()}
+        return {text(k): text(v) for k, v in c.config_get(pattern).items()}
 
     return _per_node(client, lambda c: attempt("CONFIG GET", get, c))
 
@@ -147,8 +79,8 @@ def _slow_entry(entry: dict[str, Any]) -> dict[str, Any]:
         "start_time": entry.get("start_time"),
         "duration_us": entry.get("duration"),
         "command": display_key(entry.get("command") or b"", 512),
-        "client_address": _text(entry.get("client_address")) or None,
-        "client_name": _text(entry.get("client_name")) or None,
+        "client_address": text(entry.get("client_address")) or None,
+        "client_name": text(entry.get("client_name")) or None,
     }
 
 
@@ -188,14 +120,14 @@ def commandstats(client: Any) -> dict[str, Any]:
 
 def acl_whoami(client: Any) -> dict[str, Any]:
     """The ACL user this dashboard is connected as."""
-    return _per_node(client, lambda c: attempt("ACL WHOAMI", lambda: _text(c.acl_whoami())))
+    return _per_node(client, lambda c: attempt("ACL WHOAMI", lambda: text(c.acl_whoami())))
 
 
 def _default_user(c: Any) -> dict[str, Any]:
     user = c.execute_command("ACL", "GETUSER", "default")
     if isinstance(user, list):  # RESP2 without a callback: flat name/value list
         user = dict(zip(user[::2], user[1::2], strict=False))
-    flags = {_text(f) for f in (user.get(b"flags") or user.get("flags") or [])}
+    flags = {text(f) for f in (user.get(b"flags") or user.get("flags") or [])}
     enabled, nopass = "on" in flags, "nopass" in flags
     return {"enabled": enabled, "nopass": nopass, "open_to_anyone": enabled and nopass}
 

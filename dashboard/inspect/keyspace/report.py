@@ -8,9 +8,9 @@ from typing import Any
 from dashboard import gate
 from dashboard.config import Settings
 from dashboard.connection import ConnectionOptions, connect, mask_url
-from dashboard.inspect.rollup import iter_nodes
-from dashboard.inspect.scan import ScanOptions
-from dashboard.inspect.scanjob import FAILED, scan_keyspace
+from dashboard.inspect.keyspace.rollup import iter_nodes
+from dashboard.inspect.keyspace.scan import ScanOptions
+from dashboard.inspect.keyspace.scanjob import FAILED, scan_keyspace
 
 
 def gated_client(settings: Settings) -> Any:

@@ -1,8 +1,8 @@
 """A keyspace scan as a background job the web UI can start, poll, cancel and resume.
 
-A :class:`ScanJob` walks every primary (one :class:`~dashboard.inspect.scan.NodeScanner`
+A :class:`ScanJob` walks every primary (one :class:`~dashboard.inspect.keyspace.scan.NodeScanner`
 and cursor per node; nodes take turns page by page so progress moves evenly),
-feeds a :class:`~dashboard.inspect.rollup.Rollup` and keeps counters behind a
+feeds a :class:`~dashboard.inspect.keyspace.rollup.Rollup` and keeps counters behind a
 lock. :meth:`ScanJob.snapshot` returns plain data at any moment. A page is folded
 into the rollup only after its facts arrived, and the cursor moves with it, so a
 cancel or a connection error loses nothing: :meth:`ScanJob.resume` continues from
@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboard.connection import is_cluster
+from dashboard.inspect.errors import ERRORS, describe_error
+from dashboard.inspect.nodes import node_clients
 
 from .rollup import Rollup
 from .scan import LUA, PIPELINE, Batch, NodeScanner, ScanOptions, is_refusal
-from .server import ERRORS, describe_error, node_clients
 
 PREFETCH_PAGES = 2
 _END = object()

@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from dashboard.inspect.detectors import LOCK, RATELIMIT, Claim, Detectors
-from dashboard.inspect.foreign import lock_layout
-from dashboard.inspect.keyid import display_key
+from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
+from dashboard.inspect.live.foreign import lock_layout
+from dashboard.keyid import display_key
 from dashboard.patterns.locks import INFO_TTL_MS, info_key, parse_lock_key, short_token
 from dashboard.patterns.scripts import load
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dashboard.inspect.keyid import escape_bytes
+from dashboard.keyid import escape_bytes
 from dashboard.patterns.pubsub import Message, Subscriber
 
 PAYLOAD_LIMIT = 4096  # bytes of a payload kept for display; the length is kept too

@@ -1,0 +1,72 @@
+"""Errors and envelopes shared by every reader of a Redis.
+
+Every read helper returns an *envelope*, ``{"available": True, "data": ...}`` or
+``{"available": False, "reason": "CONFIG GET refused by ACL (NOPERM)"}``, instead of
+raising for a refused or missing command. Only a server that cannot be reached at
+all raises :class:`RedisUnavailable`; its message is safe to show (URLs masked).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.exceptions import NoPermissionError, RedisClusterException, RedisError
+
+from dashboard.connection import mask_url
+
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+ERRORS = (RedisError, RedisClusterException, OSError)
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+class RedisUnavailable(RuntimeError):
+    """The server could not be reached at all; the message is safe to show (no password)."""
+
+
+def unavailable(reason: str) -> dict[str, Any]:
+    """The marker a panel or field shows instead of data."""
+    return {"available": False, "reason": reason}
+
+
+def available(data: Any) -> dict[str, Any]:
+    return {"available": True, "data": data}
+
+
+def describe_error(what: str, exc: BaseException) -> str:
+    """One human line for a failed command, with any URL masked."""
+    message = _URL.sub(lambda m: mask_url(m.group(0)), str(exc)).strip() or type(exc).__name__
+    if isinstance(exc, NoPermissionError) or message.upper().startswith("NOPERM"):
+        return f"{what} refused by ACL (NOPERM)"
+    lowered = message.lower()
+    if "unknown command" in lowered or "unknown subcommand" in lowered:
+        return f"{what} is not supported by this server (unknown command)"
+    if isinstance(exc, redis.AuthenticationError):
+        return f"{what} failed: authentication failed ({message})"
+    if isinstance(exc, redis.BusyLoadingError):
+        return f"{what} failed: the server is loading its dataset"
+    if isinstance(exc, CONNECTION_ERRORS):
+        return f"{what} failed: server unreachable ({message})"
+    return f"{what} failed: {message}"
+
+
+def unreachable(exc: BaseException) -> RedisUnavailable:
+    """The error for a server that cannot be reached at all (message safe to show)."""
+    reason = describe_error("connection", exc).removeprefix("connection failed: ")
+    return RedisUnavailable(f"Redis is unavailable: {reason}")
+
+
+def attempt(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run ``fn`` and wrap its result (or the reason it failed) in an envelope."""
+    try:
+        return available(fn(*args, **kwargs))
+    except ERRORS as exc:
+        return unavailable(describe_error(what, exc))
+    except (ValueError, TypeError, KeyError) as exc:  # a server answering in an odd shape
+        return unavailable(f"{what} gave a reply the dashboard cannot read ({exc!r:.200})")
+
+
+def text(value: Any) -> Any:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
