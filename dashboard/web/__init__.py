@@ -23,20 +23,20 @@ log = logging.getLogger(__name__)
 
 
 def _blueprints() -> list[Any]:
-    """Each view module's ``bp`` and its navigation label, in menu order."""
-    from dashboard.web import (
-        audit,
+    """Each view's ``bp`` and its navigation label (``NAV``), in menu order."""
+    from dashboard.web import audit, keyspace, keyview, live, overview, playground, pubsub, streams
+
+    return [
+        overview,
         keyspace,
         keyview,
-        locks,
-        overview,
-        playground,
-        pubsub,
-        ratelimits,
+        live.ratelimits,
+        live.locks,
+        audit,
         streams,
-    )
-
-    return [overview, keyspace, keyview, ratelimits, locks, audit, streams, pubsub, playground]
+        pubsub,
+        playground,
+    ]
 
 
 def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
@@ -73,6 +73,16 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         allow_writes=settings.allow_writes,
     )
     _install_error_pages(app)
+    return app
+
+
+def start_observer(app: Flask) -> Flask:
+    """Start the app's observer now (``serve`` does, so the first scan runs before anyone
+    asks); a Redis that cannot be reached is reported on the pages, not here."""
+    try:
+        app.extensions["redis_dashboard"].observer  # noqa: B018 - made on first access
+    except Exception as exc:  # the pages say what is wrong with the URL or the server
+        log.warning("observer not started: %s", exc)
     return app
 
 

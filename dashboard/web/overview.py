@@ -9,9 +9,8 @@ import redis
 from flask import Blueprint, jsonify, redirect, url_for
 
 from dashboard.connection import ConnectionConfigError, mask_url
-from dashboard.inspect.errors import RedisUnavailable
-from dashboard.inspect.server.overview import server_overview
 from dashboard.web.pages import page, render
+from dashboard.web.picture import reading
 from dashboard.web.state import state
 
 log = logging.getLogger(__name__)
@@ -42,19 +41,16 @@ def root() -> Any:
 
 @page(bp, "/overview")
 def index() -> Any:
-    try:
-        data = server_overview(state().client)
-    except RedisUnavailable as exc:
-        return render(
-            "overview/index.html",
-            {"error": str(exc), "url": mask_url(state().settings.url)},
-            status=503,
-            panels=PANELS,
-            hidden=HIDDEN,
-        )
-    return render(
-        "overview/index.html", {"error": None, **data}, panels=PANELS, sections=data, hidden=HIDDEN
-    )
+    """The server's facts as the observer last read them (refreshed while watched)."""
+    overview, freshness = reading("overview")
+    context = {"panels": PANELS, "hidden": HIDDEN}
+    if overview is None:
+        error = freshness["error"] or "no reading yet"
+        data = {"error": error, "url": mask_url(state().settings.url), "freshness": freshness}
+        status = 503 if freshness["state"] == "error" else 200
+        return render("overview/index.html", data, status=status, **context)
+    data = {"error": None, **overview, "freshness": freshness}
+    return render("overview/index.html", data, sections=overview, **context)
 
 
 @bp.get("/healthz")

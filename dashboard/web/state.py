@@ -1,4 +1,4 @@
-"""What one dashboard process holds: its settings and its gated Redis client."""
+"""What one dashboard process holds: its settings, its gated Redis client, its observer."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from dashboard.connection import ConnectionOptions, connect
 
 @dataclass
 class AppState:
-    """Per-app singletons. The client is made on first use so a bad URL or a Redis
-    that is down shows up as a message on the page, not as a crash at start-up."""
+    """Per-app singletons. The client and the observer are made on first use so a bad
+    URL or a Redis that is down shows up as a message on the page, not as a crash at
+    start-up."""
 
     settings: Settings
     extras: dict[str, Any] = field(default_factory=dict)
     _client: Any = None
+    _observer: Any = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -40,17 +42,40 @@ class AppState:
                     self._client = gate.install(client, s.allow_writes)
         return self._client
 
+    @property
+    def observer(self) -> Any:
+        """The one background reader of this Redis (started on first use)."""
+        if self._observer is None:
+            with self._lock:
+                if self._observer is None:
+                    from dashboard.observer import Observer
+
+                    self._observer = Observer(
+                        self.client, self.settings, audit_config=self._audit_config()
+                    )
+        return self._observer
+
+    def _audit_config(self) -> Any:
+        from dashboard.inspect.audit import load_config
+
+        return load_config(self.settings.audit_config or None)
+
     def singleton(self, name: str, factory: Any) -> Any:
-        """A per-app object made once (scan jobs, tail registries, ...)."""
+        """A per-app object made once (tail registries, ...)."""
         with self._lock:
             if name not in self.extras:
                 self.extras[name] = factory()
             return self.extras[name]
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Stop the observer and close the client (tests, shutdown)."""
+        with self._lock:
+            if self._observer is not None:
+                self._observer.close()
+                self._observer = None
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
 
 def state() -> AppState:
