@@ -24,9 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from dashboard.inspect.audit import Audit, AuditConfig
-from dashboard.inspect.errors import ERRORS, describe_error
+from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, describe_error
 from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.scanjob import CANCELLED, DONE, FAILED
+from dashboard.observer.topology import means_topology_change
 
 MAX_RESUMES = 8
 RESUME_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -170,15 +171,23 @@ class KeyspaceCycle:
         audit = Audit(self.client, self.audit_config, self.options, target=self.target)
         with self._lock:
             self._audit = audit
-        audit.begin()
+        attempts = 0
+        while True:  # server facts first; a server that is away is waited for, briefly
+            try:
+                audit.begin()
+                break
+            except ERRORS as exc:
+                if self._cancel or attempts >= MAX_RESUMES or not _transient(exc):
+                    raise
+                self._event(f"reading server facts failed: {describe_error('INFO', exc)}; retrying")
+                self._pause(attempts, exc)
+                attempts += 1
         job = audit.new_job()
         snapshot = job.run()
         resumes = 0
         while snapshot["state"] == FAILED and not self._cancel and resumes < MAX_RESUMES:
             self._event(f"scan interrupted: {snapshot['error']}; resuming from its cursors")
-            if self.on_failure is not None and job.last_exception is not None:
-                self.on_failure(job.last_exception)
-            self._sleep(RESUME_BACKOFF_S[min(resumes, len(RESUME_BACKOFF_S) - 1)])
+            self._pause(resumes, job.last_exception)
             resumes += 1
             snapshot = job.run()
         if self._cancel or snapshot["state"] == CANCELLED:
@@ -199,6 +208,12 @@ class KeyspaceCycle:
         )
         report["scan"] = {**(report.get("scan") or {}), "id": scan["id"], "as_of": scan["as_of"]}
         return {"scan": scan, "result": result, "audit": report}
+
+    def _pause(self, attempt: int, exc: BaseException | None) -> None:
+        """Back off before trying again; the observer re-reads the node map meanwhile."""
+        if self.on_failure is not None and exc is not None:
+            self.on_failure(exc)
+        self._sleep(RESUME_BACKOFF_S[min(attempt, len(RESUME_BACKOFF_S) - 1)])
 
     def _event(self, text: str) -> None:
         with self._lock:
@@ -269,6 +284,11 @@ class KeyspaceCycle:
             "retry_in_s": status["next_scan_in_s"] if error else None,
             "scan_id": status["scan_id"],
         }
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors worth waiting out (a lost connection, a timeout, a failover), not a refusal."""
+    return isinstance(exc, CONNECTION_ERRORS) or means_topology_change(exc)
 
 
 def _scan_id(started: float, sequence: int) -> str:

@@ -220,24 +220,36 @@ class Observer:
 
     def _loop(self) -> None:
         while not self._closed.is_set():
+            wait = TICK_S
             try:
-                self._tick()
+                wait = self._tick()
             except Exception:  # the scheduler must outlive any bug in one section
                 log.exception("observer %s: scheduler error", self.name)
-            self._wake.wait(TICK_S)
+            self._wake.wait(wait)
             self._wake.clear()
 
-    def _tick(self) -> None:
+    def _tick(self) -> float:
+        """Start every due refresh; returns how long to sleep (until the next one is due)."""
         if self.keyspace.due():
             self.keyspace.request("scheduled re-scan")
         with self._lock:
             sections = list(self._sections.values())
+        wait = TICK_S
         for section in sections:
             due = section.due_in()
             if due is not None and due <= 0 and section.claim():
-                self._pool.submit(section.refresh)
+                self._pool.submit(self._run_section, section)
+            elif due is not None:
+                wait = min(wait, max(due, 0.005))
         if time.monotonic() - self._topology_at >= TOPOLOGY_EVERY_S:
             self._refresh_topology("periodic check", force=True)
+        return wait
+
+    def _run_section(self, section: Section) -> None:
+        try:
+            section.refresh()
+        finally:
+            self._wake.set()  # its next refresh may be due sooner than the scheduler's nap
 
     def _after_error(self, exc: BaseException) -> None:
         if means_topology_change(exc):

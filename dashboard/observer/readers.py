@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dashboard.connection import is_cluster
-from dashboard.inspect.errors import attempt, available, unavailable
+from dashboard.inspect.errors import (
+    CONNECTION_ERRORS,
+    ERRORS,
+    available,
+    describe_error,
+    unavailable,
+)
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Detectors
 from dashboard.inspect.live.state import KeySearch, read_live
 from dashboard.inspect.live.streams import LagHistory, StreamFinder, key_client, stream_summary
@@ -117,7 +123,17 @@ def _listing(conn: Any, match: str) -> dict[str, Any]:
 def _merged(client: Any, what: str, read: Any, match: str) -> dict[str, Any]:
     """``read`` on every primary, merged. A node knows only its own clients'
     subscriptions, so on a cluster the channels are the union and the counts sums."""
-    results = [attempt(what, read, conn, match) for _, _, conn in node_clients(client)]
+    results, lost = [], []
+    for _, _, conn in node_clients(client):
+        try:
+            results.append(available(read(conn, match)))
+        except CONNECTION_ERRORS as exc:  # unreachable, not "no channels"
+            lost.append(exc)
+            results.append(unavailable(describe_error(what, exc)))
+        except ERRORS as exc:
+            results.append(unavailable(describe_error(what, exc)))
+    if lost and len(lost) == len(results):
+        raise lost[0]
     ok = [r["data"] for r in results if r["available"]]
     if not ok:
         return unavailable("; ".join(sorted({r["reason"] for r in results})))

@@ -79,10 +79,10 @@ class Section:
 
     def wait_first(self, timeout: float) -> bool:
         """Wait until the section has been read once (or failed once); True if it has."""
-        deadline = self._monotonic() + timeout
+        deadline = time.monotonic() + timeout  # real time: the injected clock is the data's
         with self._cond:
             while self.generation == 0:
-                left = deadline - self._monotonic()
+                left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cond.wait(left)
@@ -90,10 +90,10 @@ class Section:
 
     def wait_newer(self, generation: int, timeout: float) -> bool:
         """Wait for a refresh that finished after ``generation``; True if one did."""
-        deadline = self._monotonic() + timeout
+        deadline = time.monotonic() + timeout
         with self._cond:
             while self.generation <= generation:
-                left = deadline - self._monotonic()
+                left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cond.wait(left)

@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from dashboard.inspect.errors import CONNECTION_ERRORS
 from dashboard.inspect.live import foreign
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
 from dashboard.inspect.nodes import node_clients
@@ -86,6 +87,8 @@ class KeySearch:
                     walk = self._walks[(address, pattern)]
                     try:
                         cursor, keys = conns[address].scan(walk.cursor, match=pattern, count=count)
+                    except CONNECTION_ERRORS:
+                        raise  # the walk keeps its cursor; the observer keeps the last reading
                     except RedisError as exc:
                         errors.append(f"SCAN MATCH {pattern} on {address}: {exc}")
                         walk.done = True
@@ -242,6 +245,8 @@ def read_live(
     for address, claims in _claims(detectors, kind, found).items():
         try:
             entries += [_stamp(s, c, address) for c, s in reader(conns[address], claims)]
+        except CONNECTION_ERRORS:
+            raise  # a reading with a node missing is not "nothing there"
         except RedisError as exc:
             errors.append(f"reading {len(claims)} keys on {address}: {exc}")
     if kind == LOCK:
