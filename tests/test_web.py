@@ -30,8 +30,10 @@ def test_healthz(web):
     assert web.get("/healthz").get_json() == {"status": "ok", "redis": "ok"}
 
 
-def test_root_redirects_to_overview(web):
-    assert web.get("/").headers["Location"].endswith("/overview")
+def test_root_is_the_overview(web):
+    root = web.get("/")
+    assert root.status_code == 200 and "<h1>Server overview</h1>" in root.get_data(as_text=True)
+    assert set(web.get("/index.json").get_json()) == set(web.get("/overview.json").get_json())
 
 
 @pytest.mark.parametrize("path", ["/overview", "/keyspace"])

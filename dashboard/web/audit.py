@@ -15,6 +15,7 @@ from flask import Blueprint, Response, abort, redirect, request, url_for
 from dashboard.inspect.audit import CATALOG, RULES
 from dashboard.inspect.audit.formats import to_markdown
 from dashboard.web.pages import page, render, wants_json
+from dashboard.web.picture import version
 from dashboard.web.state import state
 
 bp = Blueprint("audit", __name__)
@@ -102,7 +103,14 @@ def index() -> Any:
         "freshness": observer.keyspace.freshness(),
         "report": report,
     }
-    return render("audit/index.html", data, groups=_groups(report), catalog=CATALOG)
+    running = (cycle["running"] or {}).get("id")
+    return render(
+        "audit/index.html",
+        data,
+        groups=_groups(report),
+        catalog=CATALOG,
+        version=version(data["freshness"], cycle["state"], cycle["error"], running),
+    )
 
 
 @bp.get("/audit/progress")

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, redirect, request, url_for
 
 from dashboard.inspect.keyspace.rollup import iter_nodes
 from dashboard.web.pages import page, render, wants_json
+from dashboard.web.picture import version
 from dashboard.web.state import state
 
 bp = Blueprint("keyspace", __name__)
@@ -44,26 +45,31 @@ def _summary(node: dict[str, Any], parent_bytes: int) -> dict[str, Any]:
     return out
 
 
-def _select(tree: dict[str, Any], ns: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _index(picture: dict[str, Any]) -> dict[str, Any]:
+    """Every node by id with its ancestors, and the types seen: built once per scan (a
+    tree of thousands of namespaces is not walked again for every request)."""
+    index = picture.get("_index")
+    if index is None:
+        nodes: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        stack = [(picture["result"]["tree"], [])]
+        while stack:
+            node, trail = stack.pop()
+            if node.get("id"):
+                nodes[node["id"]] = (node, trail)
+            stack += [(child, [*trail, node]) for child in node["children"]]
+        types = sorted({t for n in iter_nodes(picture["result"]["tree"]) for t in n["types"]})
+        index = picture["_index"] = {"nodes": nodes, "types_seen": types}
+    return index
+
+
+def _select(picture: dict[str, Any], ns: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The node with id ``ns`` and its ancestors (for breadcrumbs)."""
     if not ns:
-        return tree, []
-    trail: list[dict[str, Any]] = []
-
-    def walk(node: dict[str, Any], path: list[dict[str, Any]]) -> dict[str, Any] | None:
-        if node.get("id") == ns:
-            trail.extend(path)
-            return node
-        for child in node["children"]:
-            found = walk(child, [*path, node])
-            if found is not None:
-                return found
-        return None
-
-    found = walk(tree, [])
+        return picture["result"]["tree"], []
+    found = _index(picture)["nodes"].get(ns)
     if found is None:
         abort(404, description="no such namespace in the last scan (re-scan to refresh)")
-    return found, trail
+    return found
 
 
 def _children(node: dict[str, Any], sort: str, pattern: str, kind: str) -> list[dict[str, Any]]:
@@ -108,7 +114,7 @@ def index() -> Any:
     if result is None:
         data.update(node=None, trail=[], children=[], estimated=False, totals=None)
     else:
-        node, trail = _select(result["tree"], ns)
+        node, trail = _select(picture, ns)
         data.update(
             node=_summary(node, result["tree"]["bytes"]),
             trail=[{"name": t["name"], "id": t["id"]} for t in trail],
@@ -121,8 +127,15 @@ def index() -> Any:
                 "folded_keys": result["folded_keys"],
             },
         )
-        data["types_seen"] = sorted({t for n in iter_nodes(result["tree"]) for t in n["types"]})
-    return render("keyspace/index.html", data, sorts=list(SORTS))
+        data["types_seen"] = _index(picture)["types_seen"]
+    running = (cycle["running"] or {}).get("id")
+    fresh = data["freshness"]
+    return render(
+        "keyspace/index.html",
+        data,
+        sorts=list(SORTS),
+        version=version(fresh, cycle["state"], cycle["error"], running),
+    )
 
 
 @bp.get("/keyspace/progress")

@@ -26,7 +26,7 @@ from dashboard.inspect.live.actions import (
 from dashboard.inspect.live.state import lock_view, ratelimit_view
 from dashboard.web.actions import two_step
 from dashboard.web.pages import page, render
-from dashboard.web.picture import reading
+from dashboard.web.picture import reading, version
 from dashboard.web.state import state
 
 EMPTY_READING: dict[str, Any] = {
@@ -71,7 +71,7 @@ class LiveView:
         q = request.args.get("q", "")
         data = self.shape(data_read or EMPTY_READING, state().settings, q)
         data["freshness"] = freshness
-        return render(f"{self.name}/index.html", data)
+        return render(f"{self.name}/index.html", data, version=version(freshness))
 
     def act(self) -> Any:
         """Confirm first, then act; the page's reading is refreshed after a change."""

@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 import redis
-from flask import Blueprint, jsonify, redirect, url_for
+from flask import Blueprint, jsonify
 
 from dashboard.connection import ConnectionConfigError, mask_url
 from dashboard.web.pages import page, render
-from dashboard.web.picture import reading
+from dashboard.web.picture import reading, version
 from dashboard.web.state import state
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,10 @@ PANELS = (
 HIDDEN = frozenset({"available", "reason", "unavailable", "dbs", "replicas", "uptime_seconds"})
 
 
-@bp.get("/")
+@page(bp, "/")
 def root() -> Any:
-    return redirect(url_for("overview.index"))
+    """The overview, at the root too (no redirect: a wall screen polls ``/`` as is)."""
+    return index()
 
 
 @page(bp, "/overview")
@@ -50,7 +51,9 @@ def index() -> Any:
         status = 503 if freshness["state"] == "error" else 200
         return render("overview/index.html", data, status=status, **context)
     data = {"error": None, **overview, "freshness": freshness}
-    return render("overview/index.html", data, sections=overview, **context)
+    return render(
+        "overview/index.html", data, sections=overview, version=version(freshness), **context
+    )
 
 
 @bp.get("/healthz")

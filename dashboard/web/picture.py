@@ -24,3 +24,16 @@ def reading(kind: str, param: str | None = None) -> tuple[Any, dict[str, Any]]:
         wait = state().settings.first_wait_s
         return observer.refresh(kind, param, timeout=wait, younger_than_ms=FRESH_ENOUGH_MS)
     return observer.read(kind, param)
+
+
+def version(freshness: dict[str, Any], *extra: Any) -> tuple[Any, ...]:
+    """What identifies the reading a page shows, for the render cache: a new reading,
+    a change of state (refreshing, stale, an error) or ``extra`` makes a new page."""
+    return (
+        freshness["section"],
+        freshness.get("generation", freshness.get("scan_id")),
+        freshness["state"],
+        freshness["refreshing"],
+        freshness["error"],
+        *extra,
+    )

@@ -28,7 +28,7 @@ from dashboard.inspect.live.tails import (
     message_dict,
 )
 from dashboard.web.pages import page, render
-from dashboard.web.picture import reading
+from dashboard.web.picture import reading, version
 from dashboard.web.state import AppState, state
 
 bp = Blueprint("pubsub", __name__)
@@ -118,7 +118,13 @@ def index() -> Any:
                 else None
             ),
         }
-    return render("pubsub/index.html", data, payload_limit=PAYLOAD_LIMIT)
+    tails_open = (tails["active"], data["tail"] and data["tail"]["refused"])
+    return render(
+        "pubsub/index.html",
+        data,
+        payload_limit=PAYLOAD_LIMIT,
+        version=version(freshness, tails_open),
+    )
 
 
 @bp.get("/pubsub/tails.json")

@@ -28,7 +28,7 @@ from dashboard.inspect.live.streams import (
 )
 from dashboard.keyid import UnknownKeyRef, display_key, resolve_address
 from dashboard.web.pages import page, render, wants_json
-from dashboard.web.picture import reading
+from dashboard.web.picture import reading, version
 from dashboard.web.state import state
 
 bp = Blueprint("streams", __name__)
@@ -102,7 +102,7 @@ def index() -> Any:
         "streams": streams,
         "freshness": freshness,
     }
-    return render("streams/index.html", data, sparkline=sparkline)
+    return render("streams/index.html", data, sparkline=sparkline, version=version(freshness))
 
 
 def _int_arg(name: str, default: int) -> int:
