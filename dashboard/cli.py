@@ -48,12 +48,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     from dashboard.connection import mask_url
     from dashboard.inspect.audit import ConfigError, load_config
+    from dashboard.targets import TargetsError, load_targets
     from dashboard.web import create_app, start_observer
     from dashboard.wsgi import serve
 
     try:
         load_config(settings.audit_config or None)  # a broken file is a usage error, not a 500
-    except ConfigError as exc:
+        if settings.targets:
+            load_targets(settings.targets, allow_writes=settings.allow_writes)
+    except (ConfigError, TargetsError) as exc:
         raise CliError(str(exc)) from exc
 
     print(

@@ -103,6 +103,11 @@ class Settings:
     detectors_file: str = _setting(
         "", "TOML file with your own rate-limit and lock key patterns (docs/live.md)"
     )
+    targets: str = _setting(
+        "",
+        "TOML file naming several Redis targets to watch (docs/fleet.md); the url setting "
+        "is then not used",
+    )
     rescan_interval: float = _setting(
         600.0,
         "seconds between keyspace scans (each feeds keyspace, audit and metrics; counted "

@@ -6,12 +6,12 @@ import logging
 from typing import Any
 
 import redis
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from dashboard.connection import ConnectionConfigError, mask_url
 from dashboard.web.pages import page, render
 from dashboard.web.picture import reading, version
-from dashboard.web.state import state
+from dashboard.web.state import TARGET_ENVIRON, fleet, state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("overview", __name__)
@@ -36,7 +36,12 @@ HIDDEN = frozenset({"available", "reason", "unavailable", "dbs", "replicas", "up
 
 @page(bp, "/")
 def root() -> Any:
-    """The overview, at the root too (no redirect: a wall screen polls ``/`` as is)."""
+    """The overview, at the root too (no redirect: a wall screen polls ``/`` as is); the
+    fleet page when the dashboard watches several targets and none is in the URL."""
+    if len(fleet()) > 1 and TARGET_ENVIRON not in request.environ:
+        from dashboard.web.fleet import index as fleet_index
+
+        return fleet_index()
     return index()
 
 

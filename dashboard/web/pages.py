@@ -73,4 +73,7 @@ def _exists(template: str) -> bool:
 
 
 def _cache() -> RenderCache:
-    return current_app.extensions["redis_dashboard"].singleton("render_cache", RenderCache)
+    """The render cache of the request's target (paths repeat across targets)."""
+    from dashboard.web.state import state
+
+    return state().singleton("render_cache", RenderCache)

@@ -1,4 +1,5 @@
-"""What one dashboard process holds: its settings, its gated Redis client, its observer."""
+"""What one dashboard process holds: per target (one watched Redis) its settings, its
+gated client and its observer; a :class:`Fleet` when it watches several."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 
 from dashboard import gate
 from dashboard.config import Settings
 from dashboard.connection import ConnectionOptions, connect
+from dashboard.targets import Target
+
+TARGET_ENVIRON = "dashboard.target"  # set by web.fleet.TargetPrefix from /t/<name>/...
 
 
 @dataclass
@@ -20,6 +24,8 @@ class AppState:
     start-up."""
 
     settings: Settings
+    target: Target | None = None
+    label: str | None = None  # how the header names this Redis (default: its masked URL)
     extras: dict[str, Any] = field(default_factory=dict)
     _client: Any = None
     _observer: Any = None
@@ -51,9 +57,16 @@ class AppState:
                     from dashboard.observer import Observer
 
                     self._observer = Observer(
-                        self.client, self.settings, audit_config=self._audit_config()
+                        self.client,
+                        self.settings,
+                        name=self.name,
+                        audit_config=self._audit_config(),
                     )
         return self._observer
+
+    @property
+    def name(self) -> str:
+        return self.target.name if self.target is not None else "default"
 
     def _audit_config(self) -> Any:
         from dashboard.inspect.audit import load_config
@@ -78,6 +91,32 @@ class AppState:
                 self._client = None
 
 
+class Fleet:
+    """Every target of one dashboard, in the order given; the first is the default."""
+
+    def __init__(self, states: list[AppState]) -> None:
+        if not states:
+            raise ValueError("a dashboard needs at least one target")
+        self.states = {s.name: s for s in states}
+        self.default = states[0]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def get(self, name: str | None) -> AppState:
+        return self.default if name is None else self.states[name]
+
+    def close(self) -> None:
+        for s in self.states.values():
+            s.close()
+
+
+def fleet() -> Fleet:
+    """The current app's targets."""
+    return current_app.extensions["redis_dashboard_fleet"]
+
+
 def state() -> AppState:
-    """The current app's state."""
-    return current_app.extensions["redis_dashboard"]
+    """The state of the target this request is for (``/t/<name>/...``; else the default)."""
+    name = request.environ.get(TARGET_ENVIRON) if has_request_context() else None
+    return fleet().get(name)
