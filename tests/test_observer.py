@@ -180,3 +180,22 @@ def test_sections_stop_reading_when_nobody_watches(make_app, r):
     threading.Event().wait(0.5)  # ten cadences later: no read happened
     assert section.generation in (settled, settled + 1)  # (one may have been under way)
     assert not section.watched()
+
+
+def test_listeners_get_every_good_reading_and_every_finished_scan(make_app, r):
+    r.set("a", 1)
+    app = make_app(rescan_interval=0, first_wait_s=0)
+    observer = observer_of(app)
+    seen = []
+    observer.subscribe(lambda name, data, as_of: seen.append((name, data, as_of)))
+    observer.subscribe(lambda *_: 1 / 0)  # a broken listener does not fail the reading
+    observer.refresh("locks", timeout=10)
+    observer.rescan("test")
+    assert observer.keyspace.wait(30)
+    names = [name for name, _, _ in seen]
+    assert "locks" in names and "keyspace" in names
+    locks = next(d for n, d, _ in seen if n == "locks")
+    assert locks == observer.section("locks").current()[0]
+    picture = next(d for n, d, _ in seen if n == "keyspace")
+    assert picture["scan"]["id"] == observer.keyspace.picture["scan"]["id"]
+    assert observer.section("locks").freshness()["state"] == "ok"

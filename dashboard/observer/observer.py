@@ -44,8 +44,6 @@ PARAMETERIZED_KEPT = 8  # distinct match globs kept per kind (streams, pubsub)
 TOPOLOGY_EVERY_S = 30.0
 TOPOLOGY_MIN_GAP_S = 1.0
 TICK_S = 0.25
-FIXED = ("overview", "ratelimits", "locks")
-PARAMETERIZED = ("streams", "pubsub")
 
 
 class UnknownSection(KeyError):
@@ -72,9 +70,10 @@ class Observer:
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._pool = ThreadPoolExecutor(READER_THREADS, thread_name_prefix=f"observer-{name}")
-        self._live = readers.LiveKeys(settings)
-        self._streams = readers.StreamWatch(client, settings)
+        self.live_keys = readers.LiveKeys(settings)
+        self.stream_watch = readers.StreamWatch(client, settings)
         self._sections: OrderedDict[str, Section] = OrderedDict()
+        self._listeners: list[Callable[[str, Any, float | None], None]] = []
         self._topology_at = time.monotonic()
         self.topology_events: list[dict[str, Any]] = []
         self.keyspace = KeyspaceCycle(
@@ -84,9 +83,11 @@ class Observer:
             target=self.url,
             rescan_interval_s=settings.rescan_interval,
             on_failure=self._after_error,
+            on_finished=lambda picture: self._publish("keyspace", picture, None),
         )
-        for fixed in FIXED:
-            self._sections[fixed] = self._make(fixed, None)
+        for kind in readers.KINDS.values():  # sampled kinds read even while nobody watches
+            if kind.idle_period is not None and kind.idle_period(settings) is not None:
+                self.section(kind.name)
         self._thread = threading.Thread(target=self._loop, name=f"observer-{name}", daemon=True)
         if start:
             self.keyspace.request("first scan at start")
@@ -94,50 +95,56 @@ class Observer:
 
     # --- sections ------------------------------------------------------------------------
 
-    def _make(self, kind: str, param: str | None) -> Section:
+    def _make(self, kind: readers.Kind, param: str | None) -> Section:
         s = self.settings
-        period = s.server_refresh_s if kind == "overview" else s.live_refresh_s
-        reader: Callable[[], Any]
-        if kind == "overview":
-            reader = lambda: readers.read_overview(self.client)  # noqa: E731
-        elif kind in readers.KINDS:
-            reader = lambda: self._live.read(self.client, readers.KINDS[kind])  # noqa: E731
-        elif kind == "streams":
-            reader = lambda: self._streams.read(param or "*")  # noqa: E731
-        elif kind == "pubsub":
-            reader = lambda: readers.read_pubsub(self.client, param or "*")  # noqa: E731
-        else:
-            raise UnknownSection(kind)
-        name = kind if param is None else f"{kind}:{param}"
+        name = kind.name if param is None else f"{kind.name}:{param}"
         return Section(
             name,
-            self._guarded(reader),
-            period_s=period,
+            self._guarded(name, lambda: kind.read(self, param)),
+            period_s=kind.period(s),
             lease_s=s.watch_lease_s,
-            describe=lambda exc: describe_error(kind, exc),
+            idle_period_s=None if kind.idle_period is None else kind.idle_period(s),
+            describe=lambda exc: describe_error(kind.name, exc),
         )
 
-    def _guarded(self, reader: Callable[[], Any]) -> Callable[[], Any]:
+    def _guarded(self, name: str, reader: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
+            started = time.time()
             try:
-                return reader()
+                data = reader()
             except Exception as exc:
                 self._after_error(exc)
                 raise
+            self._publish(name, data, started)
+            return data
 
         return run
 
+    def subscribe(self, listener: Callable[[str, Any, float | None], None]) -> None:
+        """Call ``listener(section, data, as_of)`` after every good reading, and
+        ``listener("keyspace", picture, None)`` after every finished scan (history,
+        metrics). Listeners run on the reader's thread: keep them short."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _publish(self, name: str, data: Any, as_of: float | None) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(name, data, as_of)
+            except Exception:  # a listener's bug must not fail the reading
+                log.exception("observer %s: listener failed on %s", self.name, name)
+
     def section(self, kind: str, param: str | None = None) -> Section:
         """The section of ``kind`` (and ``param``, e.g. a match glob), made on first use."""
-        if kind in FIXED:
-            return self._sections[kind]
-        if kind not in PARAMETERIZED:
+        spec = readers.KINDS.get(kind)
+        if spec is None:
             raise UnknownSection(kind)
-        name = f"{kind}:{param or '*'}"
+        param = (param or "*") if spec.parameterized else None
+        name = kind if param is None else f"{kind}:{param}"
         with self._lock:
             section = self._sections.get(name)
             if section is None:
-                section = self._make(kind, param or "*")
+                section = self._make(spec, param)
                 self._sections[name] = section
                 made = [n for n in self._sections if n.startswith(kind + ":")]
                 for old in made[:-PARAMETERIZED_KEPT]:
@@ -190,10 +197,9 @@ class Observer:
         if younger_than_ms and age is not None and age < younger_than_ms and not section.error:
             return section.current()
         generation = section.generation
-        if kind in readers.KINDS:
-            self._live.expire(readers.KINDS[kind])
-        elif kind == "streams":
-            self._streams.expire()
+        spec = readers.KINDS[kind]
+        if spec.expire is not None:
+            spec.expire(self)
         section.request()
         self._wake.set()
         section.wait_newer(generation + (1 if section.refreshing else 0), timeout)
@@ -202,7 +208,7 @@ class Observer:
     @property
     def stream_history(self) -> Any:
         """Lag samples per (stream, group), filled by every streams refresh."""
-        return self._streams.history
+        return self.stream_watch.history
 
     # --- the keyspace --------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ plain data; the views shape it per request without another Redis call.
 A reader keeps what must live between refreshes (a rolling key search, a stream
 finder's cursors, the lag history) in a small holder object the observer owns, so
 that state is per target and survives as long as the observer.
+
+:data:`KINDS` is the table of section kinds: what each reads, how often, whether it
+takes a parameter (a match glob) and whether it is sampled while nobody watches. A
+new kind of reading is one :class:`Kind` added with :func:`register`.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class LiveKeys:
         self.search(kind).expire()
 
 
-KINDS = {"ratelimits": RATELIMIT, "locks": LOCK}
+LIVE_KEY_KINDS = {"ratelimits": RATELIMIT, "locks": LOCK}
 
 
 @dataclass
@@ -178,3 +182,59 @@ def read_pubsub(client: Any, match: str) -> dict[str, Any]:
             shard["data"].pop(name)
     data["shard_channels"] = shard
     return data
+
+
+# --- the table of section kinds ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of reading.
+
+    ``read(observer, param)`` asks Redis and returns plain data; ``period(settings)`` is
+    the cadence while watched; ``idle_period(settings)`` (None: not read while nobody
+    watches) keeps it sampled for history; ``expire(observer)`` forgets cached discovery
+    state before an explicit refresh; ``parameterized`` kinds take a match glob.
+    """
+
+    name: str
+    read: Any
+    period: Any
+    parameterized: bool = False
+    idle_period: Any = None
+    expire: Any = None
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    """Add (or replace) a kind of section."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+def _live(settings: Any) -> float:
+    return settings.live_refresh_s
+
+
+register(Kind("overview", lambda o, _p: read_overview(o.client), lambda s: s.server_refresh_s))
+for _name, _kind in LIVE_KEY_KINDS.items():
+    register(
+        Kind(
+            _name,
+            lambda o, _p, k=_kind: o.live_keys.read(o.client, k),
+            _live,
+            expire=lambda o, k=_kind: o.live_keys.expire(k),
+        )
+    )
+register(
+    Kind(
+        "streams",
+        lambda o, p: o.stream_watch.read(p or "*"),
+        _live,
+        parameterized=True,
+        expire=lambda o: o.stream_watch.expire(),
+    )
+)
+register(Kind("pubsub", lambda o, p: read_pubsub(o.client, p or "*"), _live, parameterized=True))
