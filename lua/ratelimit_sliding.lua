@@ -1,7 +1,9 @@
 -- Sliding-window log rate limit on the server clock. One entry per unit of cost,
 -- scored by server time in microseconds; an entry counts while it is younger than
 -- the window. Denied requests add nothing. One key per identity (its hash tag).
--- KEYS[1] the log (sorted set: member "<server us>:<nonce>:<i>", score = server time in us)
+-- Idempotent: members carry the request's nonce, so a resend after a lost reply finds
+-- its own entries and answers "allowed" again without adding any.
+-- KEYS[1] the log (sorted set: member "<nonce>:<i>", score = server time in us)
 -- ARGV[1] limit (units allowed within any window)
 -- ARGV[2] window in milliseconds
 -- ARGV[3] cost of this request (1..limit)
@@ -14,10 +16,14 @@ local window = tonumber(ARGV[2]) * 1000
 local cost = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
 local count = redis.call('ZCARD', KEYS[1])
+local mine = redis.call('ZSCORE', KEYS[1], ARGV[4] .. ':1')
+if mine then
+  return {1, count, tonumber(mine) + window - now, 0}
+end
 if count + cost <= limit then
   local stamp = string.format('%.0f', now)
   for i = 1, cost do
-    redis.call('ZADD', KEYS[1], stamp, stamp .. ':' .. ARGV[4] .. ':' .. i)
+    redis.call('ZADD', KEYS[1], stamp, ARGV[4] .. ':' .. i)
   end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {1, count + cost, window, 0}
