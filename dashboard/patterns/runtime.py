@@ -32,12 +32,14 @@ from dashboard.patterns.scripts import LuaScript
 
 
 class Script(NamedTuple):
-    """Run a Lua script; ``retry`` says whether a lost reply may be answered by a resend."""
+    """Run a Lua script; ``retry`` says whether a lost reply may be answered by a resend;
+    ``readonly`` runs it with EVALSHA_RO (the server refuses writes; replicas may run it)."""
 
     script: LuaScript
     keys: Sequence[Any]
     args: Sequence[Any]
     retry: bool = True
+    readonly: bool = False
 
 
 class Command(NamedTuple):
@@ -88,6 +90,8 @@ def _queue(pipe: Any, op: Command | Script) -> None:
 def _do(op: Op, client: Any, sleep: Callable[[float], Any]) -> Any:
     kind = type(op)
     if kind is Script:
+        if op.readonly:
+            return op.script.call_ro(client, op.keys, op.args)
         return op.script.run(client, op.keys, op.args, op.retry)
     if kind is Command:
         return getattr(client, op.name)(*op.args, **op.kwargs)
@@ -127,6 +131,8 @@ def run(steps: Steps, client: Any, sleep: Callable[[float], Any] = time.sleep) -
 async def _ado(op: Op, client: Any, sleep: Callable[[float], Any]) -> Any:
     kind = type(op)
     if kind is Script:
+        if op.readonly:
+            return await op.script.acall_ro(client, op.keys, op.args)
         return await op.script.arun(client, op.keys, op.args, op.retry)
     if kind is Command:
         return await getattr(client, op.name)(*op.args, **op.kwargs)
