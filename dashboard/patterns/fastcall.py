@@ -136,19 +136,12 @@ def call(client: Any, script: Any, keys: Sequence[Any], args: Sequence[Any], ret
 
 
 # -- asyncio -----------------------------------------------------------------------------
-async def _aborrow(pool: Any) -> Any:
+async def _connect(pool: Any, conn: Any) -> None:
     try:
-        conn = pool._available_connections.pop()  # no await in between: atomic on the loop
-    except IndexError:
-        return await pool.get_connection()
-    pool._in_use_connections.add(conn)
-    if not conn.is_connected:
-        try:
-            await conn.connect()
-        except BaseException:
-            _agive_back(pool, conn)
-            raise
-    return conn
+        await conn.connect()
+    except BaseException:
+        _agive_back(pool, conn)
+        raise
 
 
 def _agive_back(pool: Any, conn: Any) -> None:
@@ -177,7 +170,14 @@ async def acall(
     would otherwise be read by the next borrower).
     """
     pool = client.connection_pool
-    conn = await _aborrow(pool)
+    try:
+        conn = pool._available_connections.pop()  # no await in between: atomic on the loop
+    except IndexError:
+        conn = await pool.get_connection()
+    else:
+        pool._in_use_connections.add(conn)
+        if not conn.is_connected:
+            await _connect(pool, conn)
     try:
         if not retry:
             return await _aonce(conn, script, keys, args)

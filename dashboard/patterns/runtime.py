@@ -119,7 +119,10 @@ def run(steps: Steps, client: Any, sleep: Callable[[float], Any] = time.sleep) -
         op = next(steps)
         while True:
             try:
-                reply = _do(op, client, sleep)
+                if type(op) is Script and not op.readonly:  # the hot path, without a hop
+                    reply = op.script.run(client, op.keys, op.args, op.retry)
+                else:
+                    reply = _do(op, client, sleep)
             except Exception as exc:
                 op = steps.throw(exc)
             else:
@@ -157,7 +160,10 @@ async def arun(steps: Steps, client: Any, sleep: Callable[[float], Any] = asynci
         op = next(steps)
         while True:
             try:
-                reply = await _ado(op, client, sleep)
+                if type(op) is Script and not op.readonly:  # the hot path, without a hop
+                    reply = await op.script.arun(client, op.keys, op.args, op.retry)
+                else:
+                    reply = await _ado(op, client, sleep)
             except Exception as exc:
                 op = steps.throw(exc)
             else:
