@@ -1,6 +1,6 @@
 """The asyncio twins on a real redis-server: the same guarantees as the blocking patterns.
 
-Each test runs its own event loop (plain ``asyncio.run``) and makes its own
+Each test runs its own event loop (``asyncio.run`` on a thread of its own) and makes its own
 ``redis.asyncio`` clients on the suite's server; the ``r`` fixture flushes first.
 """
 
@@ -13,6 +13,7 @@ import textwrap
 import pytest
 import redis
 import redis.asyncio
+from async_support import run_fresh
 
 from dashboard.patterns import streams
 from dashboard.patterns.aio import (
@@ -47,7 +48,7 @@ def run(port, main):
         finally:
             await client.aclose()
 
-    return asyncio.run(wrapper())
+    return run_fresh(wrapper)
 
 
 # -- locks --------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ def test_async_subscriber_follows_the_factory_to_a_new_server(private_server):
             await c.aclose()
         return sub.stats()
 
-    stats = asyncio.run(main())
+    stats = run_fresh(main)
     assert len(calls) == 2 and inbox == [{"on": "new"}]
     assert stats["connects"] == 2 and stats["reconnects"] == 1
 

@@ -5,11 +5,10 @@ way a dropped connection or a timeout loses it. redis-py's default retry resends
 command; each pattern's script is either idempotent under that resend or not resent.
 """
 
-import asyncio
-
 import pytest
 import redis
 import redis.asyncio
+from async_support import run_fresh
 from redis.asyncio.connection import Connection as AsyncConnection
 from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -116,7 +115,7 @@ def test_async_twins_behave_the_same_on_a_lost_reply(redis_server, lose_reply):
         finally:
             await client.aclose()
 
-    asyncio.run(main())
+    run_fresh(main)
 
 
 def test_a_plain_client_keeps_its_own_retry_for_other_commands(r, lose_reply):
