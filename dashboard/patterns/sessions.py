@@ -34,9 +34,14 @@ from dashboard.patterns.keys import KeyPart, key
 from dashboard.patterns.runtime import Batch, Script, Steps, blocking, cmd
 from dashboard.patterns.scripts import load
 from dashboard.patterns.sessions_state import (
+    DATA_PREFIX,
+    META_FIELDS,
+    Clock,
     SessionState,
     UserIndexState,
+    int_or_none,
     session_state,
+    text_or_none,
     user_index_state,
 )
 
@@ -56,27 +61,11 @@ _CREATE = load("session_create")
 _TOUCH = load("session_touch")
 _INDEX_ADD = load("session_index_add")
 
-DATA_PREFIX = "d:"
-META_FIELDS = ("uid", "created_ms", "last_access_ms")
 _SID = re.compile(r"[A-Za-z0-9_-]{16,128}")
-Clock = Callable[[], float]
-
-
-def _text(value: bytes | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return value.decode("utf-8", "backslashreplace")
-
-
-def _int(value: bytes | str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _pairs(flat: list[Any]) -> dict[str, Any]:
-    return {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+    return {text_or_none(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
 def valid_sid(sid: object) -> bool:
@@ -177,8 +166,11 @@ class SessionCore:
             for name, value in raw.items()
             if name.startswith(DATA_PREFIX)
         }
-        created, accessed = _int(raw.get("created_ms")), _int(raw.get("last_access_ms"))
-        return Session(sid, _text(raw.get("uid")), created, accessed, ttl_ms, data)
+        created, accessed = (
+            int_or_none(raw.get("created_ms")),
+            int_or_none(raw.get("last_access_ms")),
+        )
+        return Session(sid, text_or_none(raw.get("uid")), created, accessed, ttl_ms, data)
 
     def _update(
         self, sid: str, data: Mapping[str, Any] | None = None, remove: Iterable[str] = ()
@@ -211,7 +203,7 @@ class SessionCore:
         ttl_ms = int(reply[0])
         raw = _pairs(reply[1:]) if full else {"uid": reply[1]}
         if self.index_users and raw.get("uid") is not None:
-            yield self._index_op(_text(raw["uid"]), sid, now, ttl_ms)
+            yield self._index_op(text_or_none(raw["uid"]), sid, now, ttl_ms)
         return ttl_ms, raw
 
     def _index_op(self, uid: str, sid: str, now: int, ttl_ms: int) -> Script:
@@ -225,7 +217,7 @@ class SessionCore:
         skey = self.session_key(sid)
         uid, deleted = yield Batch([cmd("hget", skey, "uid"), cmd("delete", skey)])
         if self.index_users and uid is not None:
-            yield cmd("zrem", self.index_key(_text(uid)), sid)
+            yield cmd("zrem", self.index_key(text_or_none(uid)), sid)
         return deleted == 1
 
     def _delete_all_for_user(self, user_id: str | int, batch: int = 100) -> Steps:
@@ -237,9 +229,9 @@ class SessionCore:
         uid = str(user_id)
         index = self.index_key(uid)
         deleted = 0
-        while sids := [_text(s) for s in (yield cmd("zrange", index, 0, batch - 1))]:
+        while sids := [text_or_none(s) for s in (yield cmd("zrange", index, 0, batch - 1))]:
             owners = yield Batch([cmd("hget", self.session_key(s), "uid") for s in sids])
-            mine = [s for s, owner in zip(sids, owners, strict=True) if _text(owner) == uid]
+            mine = [s for s, owner in zip(sids, owners, strict=True) if text_or_none(owner) == uid]
             if mine:
                 deleted += sum((yield Batch([cmd("delete", self.session_key(s)) for s in mine])))
             yield cmd("zrem", index, *sids)
@@ -271,7 +263,7 @@ class SessionCore:
                 ),
             ]
         )
-        scores = {_text(m): s for m, s in [*due, *live]}
+        scores = {text_or_none(m): s for m, s in [*due, *live]}
         sids = list(scores)
         probes: list[Any] = []
         for s in sids:
@@ -283,12 +275,12 @@ class SessionCore:
         found, stale, heal = [], [], {}
         for i, sid in enumerate(sids):
             pttl, (owner, created, accessed) = replies[2 * i], replies[2 * i + 1]
-            if pttl == -2 or _text(owner) != uid:
+            if pttl == -2 or text_or_none(owner) != uid:
                 stale.append(sid)
                 continue
             if pttl > 0 and scores[sid] < now + pttl - 1000:
                 heal[sid] = now + pttl  # renewed without its index refresh landing
-            found.append(UserSession(sid, pttl, _int(created), _int(accessed)))
+            found.append(UserSession(sid, pttl, int_or_none(created), int_or_none(accessed)))
         fixes = [cmd("zrem", index, *stale)] if stale else []
         if heal:
             fixes.append(cmd("zadd", index, heal, gt=True))

@@ -15,13 +15,15 @@ META_FIELDS = ("uid", "created_ms", "last_access_ms")
 Clock = Callable[[], float]
 
 
-def _text(value: bytes | str | None) -> str | None:
+def text_or_none(value: bytes | str | None) -> str | None:
+    """Text of a reply (bytes decoded, undecodable bytes escaped); None stays None."""
     if value is None or isinstance(value, str):
         return value
     return value.decode("utf-8", "backslashreplace")
 
 
-def _int(value: bytes | str | None) -> int | None:
+def int_or_none(value: bytes | str | None) -> int | None:
+    """An integer reply, None when missing or not a number."""
     try:
         return int(value) if value is not None else None
     except ValueError:
@@ -43,7 +45,7 @@ class SessionState:
 
 
 def _type(client: Any, name: str | bytes) -> str:
-    return _text(client.type(name))
+    return text_or_none(client.type(name))
 
 
 def session_state(
@@ -64,18 +66,18 @@ def session_state(
     cursor, calls = 0, 0
     while len(names) <= max_fields and calls < 10:  # bounded: a few HSCAN calls at most
         cursor, chunk = client.hscan(key, cursor, count=max(max_fields, 10))
-        names += [n[2:] for n in map(_text, chunk) if n.startswith(DATA_PREFIX)]
+        names += [n[2:] for n in map(text_or_none, chunk) if n.startswith(DATA_PREFIX)]
         calls += 1
         if cursor == 0:
             break
-    last = _int(accessed)
-    text_key = _text(key)
+    last = int_or_none(accessed)
+    text_key = text_or_none(key)
     return SessionState(
         key=text_key,
         sid=text_key.rpartition(":")[2],
-        user_id=_text(uid),
+        user_id=text_or_none(uid),
         ttl_ms=ttl_ms,
-        created_ms=_int(created),
+        created_ms=int_or_none(created),
         last_access_ms=last,
         idle_ms=int(clock() * 1000) - last if last is not None else None,
         field_count=count,
@@ -124,13 +126,13 @@ def user_index_state(
         pipe.exists(prefix + b":" + member)
     alive = pipe.execute()
     rows = [
-        {"sid": _text(m), "expires_in_ms": int(s) - now, "exists": bool(e)}
+        {"sid": text_or_none(m), "expires_in_ms": int(s) - now, "exists": bool(e)}
         for (m, s), e in zip(latest[:sample], alive, strict=False)
     ]
     last_expiry = int(latest[0][1]) if latest else None
     return UserIndexState(
-        key=_text(raw),
-        user_id=_text(uid),
+        key=text_or_none(raw),
+        user_id=text_or_none(uid),
         entries=entries,
         ttl_ms=ttl_ms,
         due=due,
