@@ -30,8 +30,7 @@ if stats and info[1] == ARGV[1] then
     redis.call('HINCRBY', KEYS[2], 'hold_ms_total', math.max(0, now_ms - at))
     redis.call('HINCRBY', KEYS[2], 'releases', 1)
   end
-  redis.call('HDEL', KEYS[2], 'holder', 'acquired_at_ms')
-  redis.call('HSET', KEYS[2], 'released', ARGV[1])
+  redis.call('HSET', KEYS[2], 'holder', '', 'acquired_at_ms', '', 'released', ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return 1
