@@ -21,7 +21,6 @@ per library, at most ``max_namespaces`` namespaces and a few examples per librar
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +146,10 @@ LAYOUTS: tuple[Layout, ...] = (
 # passes), so the scan cannot attribute it; /locks recognises it by its token.
 
 
+# (literal prefixes, fullmatch of the roles' alternation, role indexes)
+_Matcher = tuple[tuple[bytes, ...], Any, tuple[int, ...]]
+
+
 @dataclass
 class _Library:
     keys: int = 0
@@ -174,89 +177,116 @@ class LayoutTally:
         self.max_namespaces = max_namespaces
         self.layouts = layouts
         self.roles = [(lib, role) for lib, lay in enumerate(layouts) for role in lay.roles]
+        self._role_lib = [lib for lib, _ in self.roles]
+        self._role_types = [role.types for _, role in self.roles]
         self.role_keys = [0] * len(self.roles)
         self.libraries = [_Library() for _ in layouts]
         self.by_ns: dict[tuple[bytes, ...] | None, dict[int, int]] = {}
-        self._candidates: dict[tuple[bytes, ...], Any] = {}
-        self._compiled: dict[tuple[int, ...], Any] = {}
+        self._candidates: dict[tuple[bytes, ...], dict[int, _Matcher] | None] = {}
+        self._compiled: dict[tuple[int, ...], _Matcher] = {}
         self.page: dict[tuple[bytes, ...], list[int] | None] = {}
         self._present: set[int] | None = None
 
     # -- classification ---------------------------------------------------------------
-    def _matcher(self, ns: tuple[bytes, ...]) -> tuple[Any, tuple[int, ...]] | None:
+    def _matcher(self, ns: tuple[bytes, ...]) -> dict[int, _Matcher] | None:
+        """Per first byte of a key, the prefixes and regex of the roles that may occur in
+        ``ns`` (None: none can); cached per namespace. Most keys of a namespace no library
+        uses cost nothing; most others fail on a C-level ``startswith``."""
         found = self._candidates.get(ns, False)
         if found is not False:
             return found
         head = self.delimiter.join(ns) + self.delimiter if ns else b""
-        picked = tuple(
-            i
-            for i, (_, role) in enumerate(self.roles)
-            if role.prefix.startswith(head) or head.startswith(role.prefix)
-        )
-        found = None
-        if picked:
-            regex = self._compiled.get(picked)
-            if regex is None:
-                alternatives = b"|".join(b"(" + self.roles[i][1].pattern + b")" for i in picked)
-                regex = self._compiled[picked] = re.compile(alternatives, re.DOTALL).fullmatch
-            found = (regex, picked)
+        by_byte: dict[int, list[int]] = {}
+        for i, (_, role) in enumerate(self.roles):
+            if role.prefix.startswith(head) or head.startswith(role.prefix):
+                by_byte.setdefault(role.prefix[0], []).append(i)
+        found = {byte: self._compile(tuple(picked)) for byte, picked in by_byte.items()} or None
         if len(self._candidates) >= 65_536:
             self._candidates.clear()
         self._candidates[ns] = found
         return found
 
-    def role_of(self, key: bytes, kind: str, ns: tuple[bytes, ...] = ()) -> int | None:
-        """The index of the role ``key`` (of type ``kind``) plays, or None."""
-        matcher = self._matcher(ns)
+    def _compile(self, picked: tuple[int, ...]) -> _Matcher:
+        matcher = self._compiled.get(picked)
         if matcher is None:
+            roles = [self.roles[i][1] for i in picked]
+            alternatives = b"|".join(b"(" + role.pattern + b")" for role in roles)
+            regex = re.compile(alternatives, re.DOTALL).fullmatch
+            prefixes = tuple(dict.fromkeys(role.prefix for role in roles))
+            matcher = self._compiled[picked] = (prefixes, regex, picked)
+        return matcher
+
+    def _match(self, matcher: _Matcher, key: bytes, kind: str) -> int | None:
+        """The role ``key`` of type ``kind`` plays among the matcher's roles, or None."""
+        if not key.startswith(matcher[0]):
             return None
-        match, picked = matcher
-        hit = match(key)
+        hit = matcher[1](key)
         if hit is None:
             return None
-        index = picked[hit.lastindex - 1]
-        types = self.roles[index][1].types
+        index = matcher[2][hit.lastindex - 1]
+        types = self._role_types[index]
         if not types or kind in types:
             return index
-        for i in picked:  # the first matching role has another type: try the others
-            role = self.roles[i][1]
-            typed = not role.types or kind in role.types
-            if i != index and typed and re.fullmatch(role.pattern, key, re.DOTALL):
+        for i in matcher[2]:  # the first matching role has another type: try the others
+            types = self._role_types[i]
+            typed = not types or kind in types
+            if i != index and typed and re.fullmatch(self.roles[i][1].pattern, key, re.DOTALL):
                 return i
         return None
 
+    def role_of(self, key: bytes, kind: str, ns: tuple[bytes, ...] = ()) -> int | None:
+        """The index of the role ``key`` (of type ``kind``) plays in ``ns``, or None."""
+        dispatch = self._matcher(ns)
+        matcher = dispatch.get(key[0]) if dispatch and key else None
+        return None if matcher is None else self._match(matcher, key, kind)
+
     # -- tallying -----------------------------------------------------------------------
-    def add(self, ns: tuple[bytes, ...], facts: Iterable[tuple]) -> list[int] | None:
-        """Count one namespace's facts of a page; per fact its library index or -1."""
-        if self._matcher(ns) is None:
+    def add(self, ns: tuple[bytes, ...], facts: list[tuple]) -> list[int] | None:
+        """Count one namespace's facts of a page. Returns one library index per fact
+        (-1: none), or None when no fact is a known layout's key (the common case)."""
+        dispatch = self._matcher(ns)
+        if dispatch is None:
             return None
-        marks, counts = [], None
-        for key, kind, ttl, *_ in facts:
-            role = self.role_of(key, kind, ns)
-            if role is None:
-                marks.append(-1)
+        marks: list[int] | None = None
+        seen: dict[int, int] = {}
+        get, match, role_lib = dispatch.get, self._match, self._role_lib
+        for i, fact in enumerate(facts):
+            key = fact[0]
+            matcher = get(key[0]) if key else None
+            if matcher is None or (role := match(matcher, key, fact[1])) is None:
                 continue
-            lib = self.roles[role][0]
-            marks.append(lib)
-            self._present = None
-            self.role_keys[role] += 1
-            library = self.libraries[lib]
-            library.keys += 1
-            if ttl == -1:
-                library.without_ttl += 1
-                if library.examples is None:
-                    library.examples = []
-                if len(library.examples) < EXAMPLES:
-                    library.examples.append(key)
-            if counts is None:
-                counts = self._ns_counts(ns)
-            counts[lib] = counts.get(lib, 0) + 1
-            self._note_namespace(library, ns)
+            if marks is None:
+                marks = [-1] * len(facts)
+            marks[i] = role_lib[role]
+            seen[role] = seen.get(role, 0) + 1
+            if fact[2] == -1:
+                self._without_ttl(role_lib[role], key)
+        if seen:
+            self._record(ns, seen)
         return marks
 
     def add_page(self, groups: dict[tuple[bytes, ...], list[tuple]]) -> None:
         """Tally a page grouped by namespace; ``page`` keeps its marks for the rules."""
         self.page = {ns: self.add(ns, facts) for ns, facts in groups.items()}
+
+    def _without_ttl(self, lib: int, key: bytes) -> None:
+        library = self.libraries[lib]
+        library.without_ttl += 1
+        if library.examples is None:
+            library.examples = []
+        if len(library.examples) < EXAMPLES:
+            library.examples.append(key)
+
+    def _record(self, ns: tuple[bytes, ...], seen: dict[int, int]) -> None:
+        """Fold one namespace's matches of a page into the evidence and the counts."""
+        self._present = None
+        counts = self._ns_counts(ns)
+        for role, keys in seen.items():
+            lib = self._role_lib[role]
+            self.role_keys[role] += keys
+            self.libraries[lib].keys += keys
+            counts[lib] = counts.get(lib, 0) + keys
+            self._note_namespace(self.libraries[lib], ns)
 
     def _ns_counts(self, ns: tuple[bytes, ...]) -> dict[int, int]:
         counts = self.by_ns.get(ns)

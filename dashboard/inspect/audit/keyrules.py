@@ -153,12 +153,13 @@ class MissingTtl(Observer):
 
     def findings(self) -> list[Finding]:
         out = []
+        layouts = self.layouts.layouts if self.layouts is not None else ()
         present = self.layouts.present() if self.layouts is not None else set()
         for ns, (keys, with_ttl, without, examples, aside) in self.table.items():
             known: dict[str, int] = {}
             for lib, (k, w, wo, ex) in aside.items():
                 if lib in present:  # reported under known_layouts instead
-                    known[self.layouts.layouts[lib].library] = k  # type: ignore[union-attr]
+                    known[layouts[lib].library] = k
                     continue
                 keys, with_ttl, without = keys + k, with_ttl + w, without + wo
                 examples = examples + ex[: self.examples - len(examples)]
