@@ -302,3 +302,21 @@ def test_keyspace_page_labels_the_owner(web, r):
     assert owners["bull"] == "BullMQ" and owners["user"] is None
     html = web.get("/keyspace").get_data(as_text=True)
     assert html.count('class="badge info owner"') == 1 and ">BullMQ</span>" in html
+
+
+def test_audit_page_and_formats_list_known_layouts(web, r):
+    from dashboard.inspect.audit.formats import to_markdown, to_text
+
+    for key, kind, ttl in _capture("sidekiq-6.4.1.keys", "idle"):
+        _write(r, key, kind, ttl)
+    web.get("/audit")
+    deadline = time.monotonic() + 30
+    while (data := web.get("/audit.json").get_json())["job"]["state"] == "running":
+        assert time.monotonic() < deadline, "the audit did not finish"
+        time.sleep(0.02)
+    report = data["report"]
+    assert [k["library"] for k in report["known_layouts"]] == ["Sidekiq"]
+    html = web.get("/audit").get_data(as_text=True)
+    assert 'id="audit-known-layouts"' in html and "<strong>Sidekiq</strong>" in html
+    assert "known layout: Sidekiq:" in to_text(report)
+    assert "## Known layouts" in to_markdown(report) and "Sidekiq" in to_markdown(report)
