@@ -32,8 +32,10 @@ _snapshots: list[dict[bytes, tuple[str, int]]] = []
 
 # -- helpers -----------------------------------------------------------------------------
 def _keyspace(r) -> dict[bytes, tuple[str, int]]:
-    """Every key of the test database: (type, pttl)."""
-    return {k: (r.type(k).decode(), r.pttl(k)) for k in r.scan_iter(count=1000)}
+    """Every key of the test database: (type, pttl). A key that vanished between SCAN
+    and TYPE (kombu's short-lived unacked_mutex, a drained queue) is left out."""
+    keys = {k: (r.type(k).decode(), r.pttl(k)) for k in r.scan_iter(count=1000)}
+    return {k: v for k, v in keys.items() if v[0] != "none"}
 
 
 def _attribution(keys: dict[bytes, tuple[str, int]]) -> tuple[dict[bytes, str | None], set]:
@@ -166,7 +168,8 @@ def test_celery_layout_written_by_a_celery_worker(r, redis_url):
     assert any(k.startswith(b"celery\x06\x16") for k in idle)
     for keys in (busy, idle):
         attributed, present = _attribution(keys)
-        assert present == {"celery/kombu"} and set(attributed.values()) == {"celery/kombu"}
+        strays = {k: keys[k] for k, lib in attributed.items() if lib != "celery/kombu"}
+        assert present == {"celery/kombu"} and not strays, strays
     _assert_recognised_and_quiet(r, "celery/kombu", idle)
     assert _owners(r)["(root)"] == "celery/kombu"
     r.set("feature-flags", "on")  # one key of yours in the root bucket: no owner there
