@@ -179,6 +179,7 @@ class LayoutTally:
         self.roles = [(lib, role) for lib, lay in enumerate(layouts) for role in lay.roles]
         self._role_lib = [lib for lib, _ in self.roles]
         self._role_types = [role.types for _, role in self.roles]
+        self._role_regex = [re.compile(role.pattern, re.DOTALL).fullmatch for _, role in self.roles]
         self.role_keys = [0] * len(self.roles)
         self.libraries = [_Library() for _ in layouts]
         self.by_ns: dict[tuple[bytes, ...] | None, dict[int, int]] = {}
@@ -218,19 +219,17 @@ class LayoutTally:
 
     def _match(self, matcher: _Matcher, key: bytes, kind: str) -> int | None:
         """The role ``key`` of type ``kind`` plays among the matcher's roles, or None."""
-        if not key.startswith(matcher[0]):
+        if not key.startswith(matcher[0]) or (hit := matcher[1](key)) is None:
             return None
-        hit = matcher[1](key)
-        if hit is None:
-            return None
-        index = matcher[2][hit.lastindex - 1]
-        types = self._role_types[index]
-        if not types or kind in types:
-            return index
-        for i in matcher[2]:  # the first matching role has another type: try the others
+        role = matcher[2][hit.lastindex - 1]
+        types = self._role_types[role]
+        return role if not types or kind in types else self._retyped(matcher, key, kind, role)
+
+    def _retyped(self, matcher: _Matcher, key: bytes, kind: str, first: int) -> int | None:
+        """The first role whose name matched has another type: try the others."""
+        for i in matcher[2]:
             types = self._role_types[i]
-            typed = not types or kind in types
-            if i != index and typed and re.fullmatch(self.roles[i][1].pattern, key, re.DOTALL):
+            if i != first and (not types or kind in types) and self._role_regex[i](key):
                 return i
         return None
 
@@ -243,18 +242,29 @@ class LayoutTally:
     # -- tallying -----------------------------------------------------------------------
     def add(self, ns: tuple[bytes, ...], facts: list[tuple]) -> list[int] | None:
         """Count one namespace's facts of a page. Returns one library index per fact
-        (-1: none), or None when no fact is a known layout's key (the common case)."""
+        (-1: none), or None when no fact is a known layout's key (the common case).
+        The hot loop inlines :meth:`_match`: it runs for every key of a candidate
+        namespace."""
         dispatch = self._matcher(ns)
         if dispatch is None:
             return None
         marks: list[int] | None = None
         seen: dict[int, int] = {}
-        get, match, role_lib = dispatch.get, self._match, self._role_lib
+        get, role_lib, role_types = dispatch.get, self._role_lib, self._role_types
         for i, fact in enumerate(facts):
             key = fact[0]
             matcher = get(key[0]) if key else None
-            if matcher is None or (role := match(matcher, key, fact[1])) is None:
+            if matcher is None or not key.startswith(matcher[0]):
                 continue
+            hit = matcher[1](key)
+            if hit is None:
+                continue
+            role = matcher[2][hit.lastindex - 1]
+            types = role_types[role]
+            if types and fact[1] not in types:
+                role = self._retyped(matcher, key, fact[1], role)
+                if role is None:
+                    continue
             if marks is None:
                 marks = [-1] * len(facts)
             marks[i] = role_lib[role]
