@@ -135,3 +135,19 @@ def test_release_of_a_hash_tagged_foreign_lock_writes_nothing_of_ours(make_app, 
     )
     assert done.status_code == 200 and done.get_json()["released"]
     assert not theirs.owned() and r.keys("lock:{order-7}*") == []  # no :info left behind
+
+
+def test_huge_lookalike_companions_are_neither_ours_nor_read_whole(web, r):
+    theirs = RedisPyLock(r, "lock:{big}", timeout=30)
+    assert theirs.acquire()
+    r.hset("lock:{big}:info", mapping={"attempts": "9" * 5_000_000, "holder": "x"})
+    r.set("lock:{big}:fence", "1" * 5_000_000)
+    web.get("/locks.json")  # the search finds the keys on a first refresh
+    sent = r.info("stats")["total_net_output_bytes"]
+    data, entries = _locks(web)
+    assert r.info("stats")["total_net_output_bytes"] - sent < 1_000_000  # bounded reads
+    assert entries["lock:{big}"]["layout"] == "redis-py"  # no counter of ours: not ours
+    assert entries["lock:{big}:fence"]["problem"].startswith("the value is 5000000 bytes")
+    skipped = {s["key"]: s["reason"] for s in data["search"]["skipped"]["examples"]}
+    assert skipped == {"lock:{big}:info": "holds a hash, not a lock token"}
+    _accounted(r, data, entries)

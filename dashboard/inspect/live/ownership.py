@@ -6,7 +6,8 @@ always INCRs ``lock:{x}:fence`` (a decimal string that never expires) and HINCRB
 ``attempts`` in the ``lock:{x}:info`` hash, so a resource is ours when one of these
 companions is there in that shape. Without them the name belongs to whoever wrote it,
 and the key is read like any string lock (its layout named from the token's shape by
-``foreign.lock_layout``). The check is one pipeline of reads for all candidates of a node.
+``foreign.lock_layout``). One pipeline of bounded reads for all candidates of a node:
+TYPE, GETRANGE of the fence's first bytes, HSTRLEN of the counter.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def our_resources(client: Any, claims: list[Claim]) -> list[str | None]:
     for claim in claims:
         resource = parse_lock_key(claim.key) or b"?"
         pipe.type(fence_key(resource)).getrange(fence_key(resource), 0, FENCE_BYTES - 1)
-        pipe.type(info_key(resource)).hget(info_key(resource), "attempts")
+        pipe.type(info_key(resource)).hstrlen(info_key(resource), "attempts")  # bounded read
     replies = pipe.execute(raise_on_error=False)
     out: list[str | None] = []
     for i in range(len(claims)):
         fence_type, fence, info_type, attempts = replies[4 * i : 4 * i + 4]
-        if info_type in (b"hash", "hash") and _is_counter(attempts):
+        counted = isinstance(attempts, int) and 0 < attempts <= 20  # a decimal counter
+        if info_type in (b"hash", "hash") and counted:
             out.append("info")
         elif fence_type in (b"string", "string") and _is_counter(fence):
             out.append("fence")
