@@ -322,35 +322,29 @@ class NoNamespace(Observer):
     ) -> None:
         c = config.of(self.rule)
         self.delimiter, self.min_keys, self.n = delimiter, c["min_keys"], c["examples"]
-        self.keys = self.plain = 0
-        self.examples: list[bytes] = []
+        self.keys = 0
         self.layouts = layouts
-        self.aside: dict[int, list[Any]] = {}  # per known library: plain keys, examples
+        # keys without the delimiter and a few examples, per known library (-1: none)
+        self.buckets: dict[int, list[Any]] = {}
 
     def add(self, groups: Groups) -> None:
-        delimiter = self.delimiter
+        delimiter, buckets = self.delimiter, self.buckets
         page = self.layouts.page if self.layouts is not None else {}
         for ns, facts in groups.items():
             self.keys += len(facts)
             marks = page.get(ns)
             for i, fact in enumerate(facts):
                 if delimiter not in fact[0]:
-                    lib = marks[i] if marks is not None else -1
-                    if lib < 0:
-                        self.plain += 1
-                        if len(self.examples) < self.n:
-                            self.examples.append(fact[0])
-                        continue
-                    count = self.aside.setdefault(lib, [0, []])
-                    count[0] += 1
-                    if len(count[1]) < self.n:
-                        count[1].append(fact[0])
+                    bucket = buckets.setdefault(marks[i] if marks else -1, [0, []])
+                    bucket[0] += 1
+                    if len(bucket[1]) < self.n:
+                        bucket[1].append(fact[0])
 
     def findings(self) -> list[Finding]:
         present = self.layouts.present() if self.layouts is not None else set()
-        plain, examples = self.plain, list(self.examples)
-        for lib, (count, kept) in self.aside.items():
-            if lib not in present:  # not shown to be that library: ordinary keys after all
+        plain, examples = 0, []
+        for lib, (count, kept) in sorted(self.buckets.items()):  # ordinary keys (-1) first
+            if lib not in present:  # a library not shown to be there: ordinary keys too
                 plain += count
                 examples += kept[: self.n - len(examples)]
         if plain < max(self.min_keys, 1):
