@@ -47,8 +47,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"{ENV_PREFIX}USERNAME and {ENV_PREFIX}PASSWORD (or bind to 127.0.0.1)"
         )
     from dashboard.connection import mask_url
-    from dashboard.web import create_app
+    from dashboard.inspect.audit import ConfigError, load_config
+    from dashboard.targets import TargetsError, load_targets
+    from dashboard.web import create_app, start_observer
     from dashboard.wsgi import serve
+
+    try:
+        load_config(settings.audit_config or None)  # a broken file is a usage error, not a 500
+        if settings.targets:
+            load_targets(settings.targets, allow_writes=settings.allow_writes)
+    except (ConfigError, TargetsError) as exc:
+        raise CliError(str(exc)) from exc
 
     print(
         f"redis-dashboard {__version__}: http://{settings.host}:{settings.port}/ "
@@ -57,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    serve(lambda: create_app(settings), settings)
+    serve(lambda: start_observer(create_app(settings)), settings)
     return EXIT_OK
 
 

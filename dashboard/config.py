@@ -103,6 +103,36 @@ class Settings:
     detectors_file: str = _setting(
         "", "TOML file with your own rate-limit and lock key patterns (docs/live.md)"
     )
+    targets: str = _setting(
+        "",
+        "TOML file naming several Redis targets to watch (docs/fleet.md); the url setting "
+        "is then not used",
+    )
+    rescan_interval: float = _setting(
+        600.0,
+        "seconds between keyspace scans (each feeds keyspace, audit and metrics; counted "
+        "from the end of the previous one); 0 = only at start and on demand",
+    )
+    live_refresh_s: float = _setting(
+        1.0,
+        "seconds between refreshes of rate limits, locks, streams and pub/sub while someone "
+        "watches (once per cadence however many do)",
+    )
+    server_refresh_s: float = _setting(
+        2.0, "seconds between refreshes of the server overview while someone watches"
+    )
+    watch_lease_s: float = _setting(
+        15.0,
+        "a view keeps its data refreshing this many seconds after it was last requested "
+        "(then the observer stops reading it)",
+    )
+    first_wait_s: float = _setting(
+        5.0, "longest a request waits for the first reading of a view before answering 'loading'"
+    )
+    audit_config: str = _setting(
+        "",
+        "TOML file with audit thresholds and exemptions for the dashboard's audit (docs/rules.md)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -144,6 +174,11 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("live_refresh_s", "server_refresh_s", "watch_lease_s"):
+            if getattr(self, name) < 0.05:
+                raise SettingsError(f"{name} must be at least 0.05 s, got {getattr(self, name)}")
+        if self.rescan_interval < 0 or self.first_wait_s < 0:
+            raise SettingsError("rescan_interval and first_wait_s cannot be negative")
         for name in ("socket_timeout", "connect_timeout", "scan_target_ms"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")

@@ -376,7 +376,7 @@ def test_channels_are_merged_over_every_node(web, r, private_server, monkeypatch
     """On a cluster each node knows only its own subscribers: union and sum them."""
     import redis
 
-    import dashboard.web.pubsub as view
+    import dashboard.observer.readers as view
 
     other = redis.Redis(port=private_server().port)
     subs = []

@@ -105,7 +105,7 @@ def demo_app(settings: Settings, target: DemoTarget, knobs: Knobs | None, traffi
     app.config["DEMO_TARGET"] = target
     app.config["DEMO_KNOBS"] = knobs
     if target.kind == "fakeredis":
-        app.jinja_env.globals["redis_url"] = f"fakeredis (stand-in) {mask_url(target.url)}"
+        app.extensions["redis_dashboard"].label = f"fakeredis (stand-in) {mask_url(target.url)}"
     with app.app_context():
         playground = service()
         if traffic:

@@ -16,36 +16,46 @@ from dashboard.connection import ConnectionConfigError, mask_url
 from dashboard.gate import CommandRefused
 from dashboard.inspect.errors import RedisUnavailable
 from dashboard.resources import resource_dir
+from dashboard.targets import Target, from_urls, load_targets
 from dashboard.web import filters, security
-from dashboard.web.state import AppState
+from dashboard.web import fleet as fleet_view
+from dashboard.web.fleet import TargetPrefix
+from dashboard.web.state import AppState, Fleet, fleet, state
 
 log = logging.getLogger(__name__)
 
 
 def _blueprints() -> list[Any]:
-    """Each view module's ``bp`` and its navigation label, in menu order."""
-    from dashboard.web import (
-        audit,
+    """Each view's ``bp`` and its navigation label (``NAV``), in menu order."""
+    from dashboard.web import audit, keyspace, keyview, live, overview, playground, pubsub, streams
+
+    return [
+        fleet_view,
+        overview,
         keyspace,
         keyview,
-        locks,
-        overview,
-        playground,
-        pubsub,
-        ratelimits,
+        live.ratelimits,
+        live.locks,
+        audit,
         streams,
-    )
+        pubsub,
+        playground,
+    ]
 
-    return [overview, keyspace, keyview, ratelimits, locks, audit, streams, pubsub, playground]
 
-
-def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+def create_app(
+    config: Settings | Mapping[str, Any] | None = None, targets: list[Target] | None = None
+) -> Flask:
     """Build the dashboard. ``config`` is a :class:`Settings` or a mapping of setting
-    names to values applied over the environment (``REDIS_DASHBOARD_*``)."""
+    names to values applied over the environment (``REDIS_DASHBOARD_*``). ``targets``
+    (or the ``targets`` setting, a TOML file) makes it watch several Redis servers;
+    without them it watches ``url``."""
     if isinstance(config, Settings):
         settings = config
     else:
         settings = Settings.from_env().updated(dict(config or {}))
+    if targets is None:
+        targets = _targets(settings)
     app = Flask(
         __name__,
         template_folder=str(resource_dir("templates")),
@@ -58,21 +68,51 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
-    app.extensions["redis_dashboard"] = AppState(settings)
+    states = [
+        AppState(settings.updated({"url": t.url, "allow_writes": t.allow_writes}), target=t)
+        for t in targets
+    ]
+    app.extensions["redis_dashboard_fleet"] = Fleet(states)
+    app.extensions["redis_dashboard"] = states[0]  # the default target
+    app.wsgi_app = TargetPrefix(app.wsgi_app, {t.name for t in targets})  # type: ignore[method-assign]
     security.install(app, settings.username, settings.password)
     filters.install(app)
     nav = []
     for module in _blueprints():
         app.register_blueprint(module.bp)
-        if getattr(module, "NAV", None):
+        if getattr(module, "NAV", None) and (module is not fleet_view or len(targets) > 1):
             nav.append(module.NAV)
-    app.jinja_env.globals.update(
-        nav=nav,
-        app_version=__version__,
-        redis_url=mask_url(settings.url),
-        allow_writes=settings.allow_writes,
-    )
+    app.jinja_env.globals.update(nav=nav, app_version=__version__)
+
+    @app.context_processor
+    def _target() -> dict[str, Any]:
+        current = state()
+        return {
+            "redis_url": current.label or mask_url(current.settings.url),
+            "allow_writes": current.settings.allow_writes,
+            "target_name": current.name,
+            "fleet_names": list(fleet().states) if len(fleet()) > 1 else [],
+            "target_url": fleet_view.target_url,
+        }
+
     _install_error_pages(app)
+    return app
+
+
+def _targets(settings: Settings) -> list[Target]:
+    if settings.targets:
+        return load_targets(settings.targets, allow_writes=settings.allow_writes)
+    return from_urls([settings.url], settings.allow_writes)
+
+
+def start_observer(app: Flask) -> Flask:
+    """Start every target's observer now (``serve`` does, so the first scans run before
+    anyone asks); a Redis that cannot be reached is reported on the pages, not here."""
+    for target in app.extensions["redis_dashboard_fleet"].states.values():
+        try:
+            target.observer  # noqa: B018 - made on first access
+        except Exception as exc:  # the pages say what is wrong with the URL or the server
+            log.warning("observer of %s not started: %s", target.name, exc)
     return app
 
 
@@ -91,7 +131,7 @@ def _install_error_pages(app: Flask) -> None:
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     def _redis_down(exc: Exception) -> Any:
-        url = mask_url(app.extensions["redis_dashboard"].settings.url)
+        url = mask_url(state().settings.url)
         return _error(503, "Redis unreachable", f"{url}: {exc}")
 
     @app.errorhandler(redis.AuthenticationError)

@@ -100,6 +100,7 @@ class ScanJob:
         self._nodes: list[_Node] = []
         self.state = IDLE
         self.error: str | None = None
+        self.last_exception: BaseException | None = None  # what ended the last run, for callers
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.duration = 0.0
@@ -186,6 +187,7 @@ class ScanJob:
             with self._lock:
                 self.duration += self._monotonic() - began
                 self.state = FAILED
+                self.last_exception = exc
                 self.error = (
                     describe_error("keyspace scan", exc)
                     if isinstance(exc, ERRORS)

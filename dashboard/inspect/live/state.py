@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from dashboard.inspect.errors import CONNECTION_ERRORS
 from dashboard.inspect.live import foreign, ownership
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
 from dashboard.inspect.nodes import node_clients
@@ -34,9 +35,21 @@ class _Walk:
 
 
 class KeySearch:
-    """Rolling, bounded discovery of one kind of key (one per app and kind)."""
+    """Rolling, bounded discovery of one kind of key (one per app and kind).
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    A complete pass is repeated only after ``max(min_rescan_s, RESCAN_FACTOR x its
+    duration)``: in between, the keys found are re-read but the keyspace is not walked
+    again, so a big keyspace costs SCAN time only a small share of the time.
+    """
+
+    RESCAN_FACTOR = 5
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, min_rescan_s: float = 2.0
+    ) -> None:
+        self.min_rescan_s = min_rescan_s
+        self._pass_started: float | None = None
+        self._pass_ended: float | None = None
         self._lock = threading.Lock()
         self._signature: tuple[Any, ...] = ()
         self._walks: dict[tuple[str, str], _Walk] = {}
@@ -62,9 +75,10 @@ class KeySearch:
             signature = (tuple(a for a, _ in nodes), tuple(patterns))
             if signature != self._signature:
                 self._signature, self._walks, self._known = signature, {}, {}
-            if all(w.done for w in self._walks.values()):
+            if all(w.done for w in self._walks.values()) and self._rescan_due():
                 self._walks = {(a, p): _Walk() for a, _ in nodes for p in patterns}
                 self._pass, self._capped = {}, False
+                self._pass_started = self.clock()
             conns = dict(nodes)
             examined = calls = 0
             pending = [k for k, w in self._walks.items() if not w.done]
@@ -73,6 +87,8 @@ class KeySearch:
                     walk = self._walks[(address, pattern)]
                     try:
                         cursor, keys = conns[address].scan(walk.cursor, match=pattern, count=count)
+                    except CONNECTION_ERRORS:
+                        raise  # the walk keeps its cursor; the observer keeps the last reading
                     except RedisError as exc:
                         errors.append(f"SCAN MATCH {pattern} on {address}: {exc}")
                         walk.done = True
@@ -84,8 +100,9 @@ class KeySearch:
                         break
                 pending = [k for k, w in self._walks.items() if not w.done]
             complete = not pending
-            if complete:
+            if complete and calls:
                 self._known, self.passes = dict(self._pass), self.passes + 1
+                self._pass_ended = self.clock()
                 found = self._known
             else:
                 found = dict(list({**self._known, **self._pass}.items())[:max_keys])
@@ -102,6 +119,17 @@ class KeySearch:
                 "errors": errors,
             }
         return found, report
+
+    def expire(self) -> None:
+        """Start a new pass at the next advance (an explicit refresh asks for it)."""
+        with self._lock:
+            self._pass_ended = None
+
+    def _rescan_due(self) -> bool:
+        if self._pass_started is None or self._pass_ended is None:
+            return True
+        took = self._pass_ended - self._pass_started
+        return self.clock() - self._pass_ended >= max(self.min_rescan_s, self.RESCAN_FACTOR * took)
 
     def _add(self, keys: list[bytes], address: str, max_keys: int) -> None:
         for key in keys:
@@ -228,14 +256,12 @@ def _read_locks(conn: Any, claims: list[Claim], skipped: Skipped) -> Read:
     return out
 
 
-def _collect(
-    client: Any,
-    settings: Any,
-    search: KeySearch,
-    detectors: Detectors,
-    kind: str,
-    q: str,
-) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+def read_live(
+    client: Any, settings: Any, search: KeySearch, detectors: Detectors, kind: str
+) -> dict[str, Any]:
+    """One refresh of ``kind`` (ratelimit or lock): advance the search, read every claimed
+    key on its node. The observer calls this once per cadence, whoever is watching;
+    :func:`ratelimit_view` and :func:`lock_view` shape the result for a page."""
     nodes = [(address, conn) for address, _, conn in node_clients(client)]
     found, report = search.advance(
         nodes,
@@ -253,14 +279,25 @@ def _collect(
         try:
             read = reader(conns[address], claims, skipped)
             entries += [_stamp(s, c, address) for c, s in read]
+        except CONNECTION_ERRORS:
+            raise  # a reading with a node missing is not "nothing there"
         except RedisError as exc:
             errors.append(f"reading {len(claims)} keys on {address}: {exc}")
     report["skipped"] = _skipped_report(skipped)
+    if kind == LOCK:
+        search.seen_ms([e for e in entries if e["held"]])
+    layouts = detectors.layouts(kind)
+    return {"entries": entries, "search": report, "errors": errors, "layouts": layouts}
+
+
+_FILTER_FIELDS = ("limiter", "identity", "resource", "key", "layout")
+
+
+def _matching(entries: list[dict[str, Any]], q: str) -> list[dict[str, Any]]:
     needle = q.strip().lower()
-    if needle:
-        fields = ("limiter", "identity", "resource", "key", "layout")
-        entries = [e for e in entries if any(needle in str(e.get(f, "")).lower() for f in fields)]
-    return entries, report, errors
+    if not needle:
+        return list(entries)
+    return [e for e in entries if any(needle in str(e.get(f, "")).lower() for f in _FILTER_FIELDS)]
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
@@ -271,11 +308,11 @@ def _usage(entry: dict[str, Any]) -> float:
     return entry["used"] / entry["limit"] if entry.get("limit") else 0.0
 
 
-def ratelimit_view(
-    client: Any, settings: Any, search: KeySearch, detectors: Detectors, q: str = ""
-) -> dict[str, Any]:
-    """Everything ``/ratelimits`` shows: limiters with their identities, top consumers."""
-    entries, report, errors = _collect(client, settings, search, detectors, RATELIMIT, q)
+def ratelimit_view(reading: dict[str, Any], settings: Any, q: str = "") -> dict[str, Any]:
+    """Everything ``/ratelimits`` shows, from one :func:`read_live` reading: limiters
+    with their identities, top consumers. ``q`` filters (no Redis call)."""
+    entries = [dict(e) for e in _matching(reading["entries"], q)]
+    report, errors = reading["search"], reading["errors"]
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for e in entries:
         gid = (e["layout"], e["limiter"], e["algorithm"], e["limit"], e["window_ms"])
@@ -303,20 +340,19 @@ def ratelimit_view(
         },
         "search": report,
         "errors": errors,
-        "layouts": detectors.layouts(RATELIMIT),
+        "layouts": reading["layouts"],
         "q": q,
         "live": bool(entries) or not report["complete"],
         "allow_writes": settings.allow_writes,
     }
 
 
-def lock_view(
-    client: Any, settings: Any, search: KeySearch, detectors: Detectors, q: str = ""
-) -> dict[str, Any]:
-    """Everything ``/locks`` shows: held locks (flagged first) and idle ones with stats."""
-    entries, report, errors = _collect(client, settings, search, detectors, LOCK, q)
+def lock_view(reading: dict[str, Any], settings: Any, q: str = "") -> dict[str, Any]:
+    """Everything ``/locks`` shows, from one :func:`read_live` reading: held locks
+    (flagged first) and idle ones with stats. ``q`` filters (no Redis call)."""
+    entries = [dict(e) for e in _matching(reading["entries"], q)]
+    report, errors = reading["search"], reading["errors"]
     held = [e for e in entries if e["held"]]
-    search.seen_ms(held)
     for e in held:
         flags = (("held forever", e["held_forever"]), ("unusually long", e["unusually_long"]))
         e["flags"] = [flag for flag, on in flags if on]
@@ -334,7 +370,7 @@ def lock_view(
         },
         "search": report,
         "errors": errors,
-        "layouts": detectors.layouts(LOCK),
+        "layouts": reading["layouts"],
         "q": q,
         "live": bool(held) or not report["complete"],
         "allow_writes": settings.allow_writes,

@@ -71,6 +71,7 @@ class StreamFinder:
         self._node_clients = node_clients
         self._lock = threading.Lock()
         self._state: OrderedDict[str, tuple[_Sweep | None, _Sweep | None]] = OrderedDict()
+        self._expired: set[str] = set()
 
     def find(self, match: str = "*") -> dict[str, Any]:
         """Advance the sweep for ``match`` by one bounded round; what is known so far.
@@ -86,10 +87,19 @@ class StreamFinder:
             last, current = self._state.get(match, (None, None))
             return self._snapshot(match, last, current)
 
+    def expire(self) -> None:
+        """Let the next :meth:`find` start a new sweep (an explicit refresh asks for it)."""
+        with self._lock:
+            self._expired = set(self._state)
+
     def _advance(self, match: str) -> None:
         last, current = self._state.pop(match, (None, None))
         now = self._clock()
-        if current is None and (last is None or now - last.finished >= self._rescan_after(last)):
+        expired = match in self._expired
+        self._expired.discard(match)
+        if current is None and (
+            last is None or expired or now - last.finished >= self._rescan_after(last)
+        ):
             nodes = {address: conn for address, _, conn in self._node_clients(self.client)}
             current = _Sweep(cursors=dict.fromkeys(nodes, 0), conns=nodes, started=now)
         if current is not None:
