@@ -34,6 +34,7 @@ def _row(node: dict[str, Any]) -> dict[str, Any]:
         "with_ttl": node["ttl"]["with_ttl"],
         "without_ttl": node["ttl"]["without_ttl"],
         "ttl_coverage": round(node["ttl"]["with_ttl"] / known, 4) if known else None,
+        "owner": node.get("owner"),
     }
 
 
@@ -93,6 +94,7 @@ def keyspace_text(report: dict[str, Any]) -> str:
         name = "  " * max(row["depth"] - 1, 0) + row["namespace"]
         cov = "-" if row["ttl_coverage"] is None else f"{row['ttl_coverage'] * 100:.0f}"
         types = ", ".join(f"{k} {v:,}" for k, v in row["types"].items())
+        types += f"  [{row['owner']}]" if row["owner"] else ""
         lines.append(
             f"{name[:40]:<40} {row['keys']:>10,} {_human(row['bytes']):>10} {cov:>6}  {types}"
         )

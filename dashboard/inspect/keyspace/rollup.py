@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from dashboard.inspect.layouts import LayoutTally
 from dashboard.keyid import display_key, encode_key, key_address
 
 TTL_BUCKETS = ("<1m", "<1h", "<1d", "<7d", ">=7d", "none", "unknown")
@@ -190,6 +191,7 @@ class Rollup:
         self.other = Stats()
         self.folded_keys = 0
         self._words: dict[bytes, bool] = {}
+        self.layouts = LayoutTally(delimiter, max_namespaces)  # each node's ``owner``
 
     def namespace(self, key: bytes) -> tuple[bytes, ...]:
         """The namespace segments of ``key`` (empty tuple: the root bucket)."""
@@ -227,6 +229,7 @@ class Rollup:
                 group.append(fact)
         for ns, group in groups.items():
             self._stats_for(ns, len(group)).add_many(group, self.top_n)
+            self.layouts.add(ns, group)
 
     def _stats_for(self, ns: tuple[bytes, ...], keys: int) -> Stats:
         stats = self.nodes.get(ns)
@@ -290,6 +293,7 @@ class Rollup:
             "namespaces": len(self.nodes) - 1,
             "folded_keys": self.folded_keys,
             "analysed_keys": grand.keys,
+            "known_layouts": self.layouts.summary(),
             "settings": {
                 "delimiter": display_key(self.delimiter),
                 "depth": self.depth,
@@ -343,8 +347,20 @@ class Rollup:
         }
         if kind == "other":
             node["folded_keys"] = scale(self.folded_keys)
+        node["owner"] = self._owner(kind, path, direct, children)
         node["children"] = _sorted(children)
         return node
+
+    def _owner(
+        self, kind: str, path: tuple[bytes, ...], direct: Stats, children: list[dict[str, Any]]
+    ) -> str | None:
+        """The library whose known layout every key of the node belongs to (layouts.py)."""
+        owners = [child["owner"] for child in children]
+        if kind in ("namespace", "root") and direct.keys:
+            owners.append(self.layouts.owner(path, direct.keys))
+        if kind == "other" or not owners or any(o != owners[0] for o in owners):
+            return None
+        return owners[0]
 
 
 def _entries(heap: list[_Entry], shown: dict[bytes, dict[str, Any]]) -> list[dict[str, Any]]:
