@@ -68,14 +68,15 @@ def start_backend(
     try:
         server = EmbeddedRedis(binary, extra_args=EMBEDDED_ARGS).start()
     except RedisServerNotFound:
-        return _fake_backend("redis-server is not on PATH")
+        return fake_backend("redis-server is not on PATH")
     except (OSError, RuntimeError) as exc:
-        return _fake_backend(f"redis-server did not start ({exc})")
+        return fake_backend(f"redis-server did not start ({exc})")
     pid = server.process.pid if server.process else None
     return Backend(DemoTarget(server.url, "redis-server", writes=True, pid=pid), [server.stop])
 
 
-def _fake_backend(why: str) -> Backend:
+def fake_backend(why: str) -> Backend:
+    """fakeredis served over TCP from this process (the stand-in for a missing redis-server)."""
     from fakeredis import TcpFakeServer
 
     port = free_port()
