@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from dashboard import __version__
 from dashboard.config import Settings
@@ -113,3 +114,25 @@ def _install_error_pages(app: Flask) -> None:
             return _error(status, title, getattr(exc, "description", title))
 
         app.register_error_handler(status, handler)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        """Any other HTTP error (413, 429, ...) in the same shape as ours."""
+        if exc.code is None or exc.code < 400:
+            return exc
+        return _error(exc.code, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        """A bug or an answer nobody foresaw: logged with its traceback, and still a
+        documented ``{"error", "message"}`` body on a JSON twin (never an HTML page)."""
+        log.exception("unexpected error on %s", request.path)
+        message = (
+            f"the dashboard failed on this request ({type(exc).__name__}); the details "
+            "are in the server log"
+        )
+        try:
+            return _error(500, "Internal error", message)
+        except Exception:  # the error page itself failed: plain text, still no traceback
+            log.exception("the error page failed too")
+            return message + "\n", 500, {"Content-Type": "text/plain; charset=utf-8"}
