@@ -109,12 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     keyspace = sub.add_parser("keyspace", help="scan the keyspace and print the namespace rollup")
     add_setting_flags(keyspace, SCAN_SETTINGS)
-    keyspace.add_argument("--format", choices=["json", "text"], default="text")
+    keyspace.add_argument(
+        "--format",
+        choices=["json", "text"],
+        default="text",
+        help="text: a table for the terminal (default); json: the report of docs/scan.md",
+    )
     keyspace.set_defaults(run=cmd_keyspace)
 
     audit = sub.add_parser("audit", help="check a Redis for anti-patterns (CI gate)")
     add_setting_flags(audit, SCAN_SETTINGS)
-    audit.add_argument("--format", choices=["text", "json", "markdown", "sarif"], default="text")
+    audit.add_argument(
+        "--format",
+        choices=["text", "json", "markdown", "sarif"],
+        default="text",
+        help="text (default), json (docs/rules.md), markdown (a PR comment) or sarif "
+        "(code-scanning upload)",
+    )
     audit.add_argument(
         "--fail-on",
         choices=["info", "warning", "critical"],

@@ -45,3 +45,32 @@ def test_overview_leaves_the_pooled_connection_protocol_alone(stand_in, writer):
         assert reply.status_code == 200, (path, reply.get_data(as_text=True)[:300])
     streams = web.get("/streams.json").get_json()["streams"]
     assert [g["name"] for s in streams for g in s["groups"]] == ["billing"]
+
+
+def _scanned(web, path="/keyspace.json"):
+    import time
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        data = web.get(path).get_json()
+        if data["node"] is not None:
+            return data
+        time.sleep(0.05)
+    raise AssertionError("the keyspace scan did not finish")
+
+
+def test_keyspace_says_memory_is_unknown_without_memory_usage(stand_in, writer):
+    for i in range(30):
+        writer.set(f"cache:product:{i}", "x" * 100)
+        writer.hset(f"session:{i}", mapping={"user": str(i)})
+    web = _app(stand_in.url).test_client()
+    data = _scanned(web)
+    node = data["node"]
+    assert node["keys"] == 60
+    assert node["bytes"] is None and "MEMORY" in node["bytes_unavailable"]
+    assert all(c["bytes"] is None and c["share"] is None for c in data["children"])
+    assert all(t["bytes"] is None for t in node["types"].values())
+    assert data["totals"]["bytes"] is None
+    html = web.get("/keyspace").get_data(as_text=True)
+    assert "unavailable: " + node["bytes_unavailable"] in html
+    assert "0 B" not in html and "100 %" not in html and "100.0 %" not in html
