@@ -46,10 +46,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"refusing to serve on {settings.host} without authentication: set "
             f"{ENV_PREFIX}USERNAME and {ENV_PREFIX}PASSWORD (or bind to 127.0.0.1)"
         )
-    from dashboard.connection import mask_url
+    from dashboard.connection import check_url, mask_url
     from dashboard.web import create_app
     from dashboard.wsgi import serve
 
+    check_url(settings.url)  # a URL that cannot work: one line and exit 2, not 500s
     print(
         f"redis-dashboard {__version__}: http://{settings.host}:{settings.port}/ "
         f"inspecting {mask_url(settings.url)} "
@@ -175,7 +176,9 @@ def _is_connection_problem(exc: Exception) -> bool:
 
 
 def _one_line(exc: Any) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    from dashboard.connection import explain
+
+    return explain(exc)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
+
+from dashboard.urlcheck import (
+    ConnectionConfigError,
+    check_query,
+    check_userinfo,
+    tls_kwargs,
+)
 
 DEFAULT_CLIENT_NAME = "redis-dashboard"
 _SCHEMES = {
@@ -39,10 +46,6 @@ _SCHEMES = {
     "rediss+sentinel",
 }
 _TLS_KEYS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
-
-
-class ConnectionConfigError(ValueError):
-    """A URL or option that cannot describe a Redis connection; the message is safe to show."""
 
 
 @dataclass(frozen=True)
@@ -96,16 +99,12 @@ def _scheme(url: str) -> str:
 
 
 def _tls_kwargs(query: dict[str, str], options: ConnectionOptions) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
+    """TLS options from ``options``, else from the URL; checked and their files loaded."""
+    given = {}
     for name in _TLS_KEYS:
         value = getattr(options, name)
-        if value is None and name in query:
-            value = query[name]
-            if name == "ssl_check_hostname":
-                value = value.lower() in {"1", "true", "yes", "on"}
-        if value is not None:
-            kwargs[name] = value
-    return kwargs
+        given[name] = query.get(name) if value is None else value
+    return tls_kwargs(given)
 
 
 def _common_kwargs(options: ConnectionOptions) -> dict[str, Any]:
@@ -138,6 +137,30 @@ def _credentials(netloc: str) -> tuple[str | None, str | None, str]:
     return (unquote(user) or None, unquote(password) if sep else None, hosts)
 
 
+def _checked(url: str, options: ConnectionOptions) -> tuple[str, Any, dict[str, str]]:
+    if options.pool_size < 1:
+        raise ConnectionConfigError("pool_size must be at least 1")
+    scheme = _scheme(url)
+    check_userinfo(scheme, url)  # before anything quotes or looks up a piece of the URL
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConnectionConfigError(f"malformed URL {mask_url(url)!r}: {exc}") from exc
+    query = check_query(scheme, parts.query)
+    if scheme.startswith("rediss"):
+        _tls_kwargs(query, options)
+    return scheme, parts, query
+
+
+def check_url(url: str, options: ConnectionOptions | None = None) -> None:
+    """Everything :func:`connect` checks, without building a client (a cluster client
+    connects as it is built): run it at start-up so a bad URL is one line, exit 2.
+
+    Raises :class:`ConnectionConfigError`; its message never quotes a password.
+    """
+    _checked(url, options or ConnectionOptions())
+
+
 def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     """Build a client for ``url``. Nothing is sent to Redis until the first command.
 
@@ -145,14 +168,7 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     Raises :class:`ConnectionConfigError` with a masked URL on malformed input.
     """
     options = options or ConnectionOptions()
-    if options.pool_size < 1:
-        raise ConnectionConfigError("pool_size must be at least 1")
-    scheme = _scheme(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConnectionConfigError(f"malformed URL {mask_url(url)!r}: {exc}") from exc
-    query = dict(parse_qsl(parts.query))
+    scheme, parts, query = _checked(url, options)
     tls = scheme.startswith("rediss")
     common = _common_kwargs(options)
     if scheme in {"redis", "rediss", "unix"}:
@@ -209,6 +225,39 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
         **data_kwargs,
     )
     return sentinel.master_for(service, max_connections=options.pool_size)
+
+
+_CLIENT_CERT = (
+    "give ssl_certfile and ssl_keyfile (a client certificate signed by a CA in the "
+    "server's tls-ca-cert-file)"
+)
+# What OpenSSL says (lower case) -> what it means for someone connecting to Redis.
+_TLS_HINTS = (
+    ("certificate required", "the server asks for a client certificate (mutual TLS): "
+     + _CLIENT_CERT),
+    ("eof occurred in violation of protocol", "the server ended the TLS handshake: it asks "
+     "for a client certificate (mutual TLS) and got none it accepts: " + _CLIENT_CERT),
+    ("unknown ca", "the server does not trust the client certificate: " + _CLIENT_CERT),
+    ("bad certificate", "the server refused the client certificate: " + _CLIENT_CERT),
+    ("certificate verify failed", "the server's certificate is not trusted: give ssl_ca_certs "
+     "(the CA file that signed it), or ssl_cert_reqs=none to skip the check (not recommended)"),
+    ("wrong version number", "the server does not speak TLS on this port: use redis:// or "
+     "the server's tls-port"),
+)  # fmt: skip
+_URL_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+def explain(exc: BaseException) -> str:
+    """One line for a connection problem, safe to show: URLs masked, and TLS failures
+    said in Redis terms (OpenSSL's "EOF occurred in violation of protocol" is how a
+    server asking for a client certificate looks from the client)."""
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    message = _URL_TEXT.sub(lambda m: mask_url(m.group(0)), message)
+    lowered = message.lower()
+    for needle, hint in _TLS_HINTS:
+        if needle in lowered:
+            return f"{hint} (TLS: {message[:200]})"
+    return message
 
 
 def is_cluster(client: Any) -> bool:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import redis
 from redis.cluster import RedisCluster
@@ -79,12 +81,10 @@ def test_unix_socket_url(private_server, tmp_path):
 
 
 def test_tls_options_pass_through():
-    client = connect(
-        "rediss://h:6380/0?ssl_cert_reqs=none",
-        ConnectionOptions(ssl_ca_certs="/tmp/ca.pem"),
-    )
+    ca = str(Path(__file__).parent / "tls" / "ca.pem")
+    client = connect("rediss://h:6380/0?ssl_cert_reqs=none", ConnectionOptions(ssl_ca_certs=ca))
     kwargs = client.connection_pool.connection_kwargs
-    assert kwargs["ssl_ca_certs"] == "/tmp/ca.pem"
+    assert kwargs["ssl_ca_certs"] == ca
     assert kwargs["ssl_cert_reqs"] == "none"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from dashboard import __version__
 from dashboard.config import Settings
-from dashboard.connection import mask_url
+from dashboard.connection import check_url, mask_url
 from dashboard.demo.simulator import Knobs
 from dashboard.demo.target import DemoTarget
 from dashboard.embedded import EmbeddedRedis, RedisServerNotFound, free_port
@@ -58,6 +58,7 @@ def start_backend(
 ) -> Backend:
     """The demo's Redis: external (``url``), else redis-server, else fakeredis."""
     if url:
+        check_url(url)
         if not allow_writes:
             raise DemoError(
                 f"--url {mask_url(url)}: the demo writes demo data there (keys under demo:, "

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoPermissionError, RedisClusterException, RedisError
 
-from dashboard.connection import mask_url
+from dashboard.connection import explain, mask_url
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 ERRORS = (RedisError, RedisClusterException, OSError)
@@ -48,7 +48,7 @@ def describe_error(what: str, exc: BaseException) -> str:
     if isinstance(exc, redis.BusyLoadingError):
         return f"{what} failed: the server is loading its dataset"
     if isinstance(exc, CONNECTION_ERRORS):
-        return f"{what} failed: server unreachable ({message})"
+        return f"{what} failed: server unreachable ({explain(exc)})"
     return f"{what} failed: {message}"
 
 

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from dashboard import __version__
 from dashboard.config import Settings
-from dashboard.connection import ConnectionConfigError, mask_url
+from dashboard.connection import ConnectionConfigError, explain, mask_url
 from dashboard.gate import CommandRefused
 from dashboard.inspect.errors import RedisUnavailable
 from dashboard.resources import resource_dir
@@ -93,7 +93,7 @@ def _install_error_pages(app: Flask) -> None:
     @app.errorhandler(redis.TimeoutError)
     def _redis_down(exc: Exception) -> Any:
         url = mask_url(app.extensions["redis_dashboard"].settings.url)
-        return _error(503, "Redis unreachable", f"{url}: {exc}")
+        return _error(503, "Redis unreachable", f"{url}: {explain(exc)}")
 
     @app.errorhandler(redis.AuthenticationError)
     def _auth(exc: Exception) -> Any:
