@@ -39,7 +39,7 @@ def describe_error(what: str, exc: BaseException) -> str:
     """One human line for a failed command, with any URL masked."""
     message = _URL.sub(lambda m: mask_url(m.group(0)), str(exc)).strip() or type(exc).__name__
     if isinstance(exc, NoPermissionError) or message.upper().startswith("NOPERM"):
-        return f"{what} refused by ACL (NOPERM)"
+        return _acl_refusal(what, message)
     lowered = message.lower()
     if "unknown command" in lowered or "unknown subcommand" in lowered:
         return f"{what} is not supported by this server (unknown command)"
@@ -50,6 +50,26 @@ def describe_error(what: str, exc: BaseException) -> str:
     if isinstance(exc, CONNECTION_ERRORS):
         return f"{what} failed: server unreachable ({explain(exc)})"
     return f"{what} failed: {message}"
+
+
+_REFUSED_COMMAND = re.compile(r"permissions to run the '([^']+)' command", re.IGNORECASE)
+_REFUSED_TARGET = re.compile(r"permissions to access (?:one of )?(?:the |a )?(key|channel)", re.I)
+
+
+def _acl_refusal(what: str, message: str) -> str:
+    """Name what the ACL refused: a page that reads with several commands (XINFO, then
+    TIME) must not blame the one the user is allowed to run."""
+    command = _REFUSED_COMMAND.search(message)
+    if command:
+        refused = command.group(1).replace("|", " ").upper()
+        if what.upper().startswith(refused):  # "INFO memory" refused as "info"
+            return f"{what} refused by ACL (NOPERM)"
+        allow = command.group(1).lower()
+        return f"{refused} refused by ACL (NOPERM) while reading {what}; allow it with +{allow}"
+    target = _REFUSED_TARGET.search(message)
+    if target:
+        return f"{what} refused by ACL (NOPERM): no permission for this {target.group(1).lower()}"
+    return f"{what} refused by ACL (NOPERM)"
 
 
 def unreachable(exc: BaseException) -> RedisUnavailable:

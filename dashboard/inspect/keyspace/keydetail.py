@@ -19,7 +19,6 @@ plain text, never markup: templates escape them. Fields: docs/keydetail.md.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from dashboard.inspect.errors import (
@@ -29,6 +28,7 @@ from dashboard.inspect.errors import (
     describe_error,
     unreachable,
 )
+from dashboard.inspect.live.streams import check_id
 from dashboard.keyid import display_bytes, display_key, escape_bytes, key_address
 
 MAX_PAGE = 1000
@@ -37,7 +37,6 @@ MAX_ELEMENT_BYTES = 64 * 1024  # shown per element; a page holds at most MAX_PAG
 MAX_STREAM_FIELDS = 64
 KEY_DISPLAY_BYTES = 1024
 _KNOWN_TYPES = {"string", "hash", "set", "zset", "list", "stream"}
-_STREAM_ID = re.compile(r"\d+(-\d+)?|[-+]")
 _HLL_REPRESENTATION = {0: "dense", 1: "sparse"}
 
 
@@ -247,8 +246,10 @@ def key_detail(
     key = bytes(key)
     if order not in ("asc", "desc"):
         raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
-    if start is not None and not _STREAM_ID.fullmatch(str(start)):
-        raise ValueError(f"start must be a stream id like 1700000000000-0, got {start!r:.60}")
+    if start is not None and str(start) not in ("-", "+"):
+        if str(start).startswith("("):
+            raise ValueError("start is inclusive here: give an entry id without '('")
+        check_id(str(start), "start")
     page = {
         "cursor": _scan_cursor(cursor),
         "offset": _clamp(offset, -(2**62), 2**62, "offset"),

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from redis.exceptions import NoPermissionError, ResponseError
+
 from dashboard.connection import is_cluster
 from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, attempt, describe_error
 from dashboard.inspect.nodes import node_clients as _node_clients
@@ -248,9 +250,11 @@ def stream_summary(
     except CONNECTION_ERRORS:
         raise
     except StreamStateError as exc:
-        return {**base, "error": str(exc), "groups": []}
+        refused = exc.__cause__ if isinstance(exc.__cause__, NoPermissionError) else None
+        error = describe_error("the stream", refused) if refused else str(exc)
+        return {**base, "error": error, "groups": []}
     except ERRORS as exc:
-        return {**base, "error": describe_error("XINFO", exc), "groups": []}
+        return {**base, "error": describe_error("the stream", exc), "groups": []}
     if not state.exists:
         return None
     memory = attempt("MEMORY USAGE", client.memory_usage, key)
@@ -284,7 +288,8 @@ def totals(streams: list[dict[str, Any]]) -> dict[str, Any]:
 
 # --- stream detail: bounded windows -------------------------------------------------------
 
-ENTRY_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+MAX_ID_PART = 2**64 - 1
 MAX_WINDOW = 500
 FIELDS_SHOWN = 20
 _ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
@@ -313,11 +318,27 @@ def raw_name(display: str) -> bytes:
 
 
 def check_id(value: str, what: str = "id") -> str:
-    """A stream id (``ms`` or ``ms-seq``), optionally ``(``-prefixed (exclusive)."""
+    """A stream id (``ms`` or ``ms-seq``), optionally ``(``-prefixed (exclusive).
+
+    Both parts are unsigned 64-bit numbers written in ASCII digits: anything else
+    (a 20-digit number past 2**64-1, Arabic-Indic digits) is refused here, as bad
+    input, instead of being sent for Redis to reject.
+    """
     bare = value[1:] if value.startswith("(") else value
-    if not ENTRY_ID.fullmatch(bare):
+    match = ENTRY_ID.fullmatch(bare)
+    if not match:
         raise ValueError(f"{what} must be a stream id like 1700000000000-0, got {value[:40]!r}")
+    if any(part is not None and int(part) > MAX_ID_PART for part in match.groups()):
+        raise ValueError(
+            f"{what} {value[:45]!r} is out of range: both parts of a stream id are at most "
+            f"{MAX_ID_PART}"
+        )
     return value
+
+
+def _bad_range(what: str, exc: ResponseError) -> ValueError:
+    """Redis refusing an id or an interval is bad input (400), not a server fault (502)."""
+    return ValueError(f"{what}: Redis refused it ({exc})")
 
 
 def _sid(value: bytes | str) -> str:
@@ -347,10 +368,15 @@ def entries_window(
     limit = max(1, min(limit, MAX_WINDOW))
     if start:
         check_id(start, "start")
-    if order == "asc":
-        rows = client.xrange(key, min=start or "-", max="+", count=limit + 1)
-    else:
-        rows = client.xrevrange(key, max=start or "+", min="-", count=limit + 1)
+    try:
+        if order == "asc":
+            rows = client.xrange(key, min=start or "-", max="+", count=limit + 1)
+        else:
+            rows = client.xrevrange(key, max=start or "+", min="-", count=limit + 1)
+    except ResponseError as exc:
+        if "id" not in str(exc).lower():
+            raise
+        raise _bad_range(f"start {start!r:.45}", exc) from exc
     more = len(rows) > limit
     items = [_entry(i, f) for i, f in rows[:limit]]
     return {
@@ -375,9 +401,14 @@ def pending_window(
     limit = max(1, min(limit, MAX_WINDOW))
     if start:
         check_id(start, "pending start")
-    rows = client.xpending_range(
-        key, group, start or "-", "+", limit + 1, consumername=consumer or None
-    )
+    try:
+        rows = client.xpending_range(
+            key, group, start or "-", "+", limit + 1, consumername=consumer or None
+        )
+    except ResponseError as exc:
+        if "id" not in str(exc).lower():
+            raise
+        raise _bad_range(f"pending start {start!r:.45}", exc) from exc
     items = [
         {
             "id": _sid(row["message_id"]),
