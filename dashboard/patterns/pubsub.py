@@ -50,7 +50,7 @@ def decode_payload(data: bytes | str) -> Any:
     """JSON when it parses; otherwise the text, or the bytes when not UTF-8."""
     try:
         return json.loads(data)
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; RecursionError: [[[[...
         if isinstance(data, str):
             return data
         try:
@@ -90,7 +90,9 @@ class Subscriber:
     reconnect, e.g. to ask Sentinel for the current primary). A handler exception
     is counted and recorded, never fatal. ``ping_interval`` (s) detects a silent
     connection: no reply at all (not even the subscribe confirmations) within two
-    intervals counts as a lost connection.
+    intervals counts as a lost connection. ``decode`` turns a payload into
+    ``Message.data`` (JSON by default; ``None`` leaves it raw, for readers that only
+    show a bounded prefix): a payload it cannot decode is passed on as text.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Subscriber:
         sleep: Callable[[float], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "pubsub-subscriber",
+        decode: Callable[[bytes | str], Any] | None = decode_payload,
     ) -> None:
         if handler is None:
             raise TypeError("Subscriber needs a handler")
@@ -118,6 +121,7 @@ class Subscriber:
             raise ValueError("Subscriber needs at least one channel or pattern")
         self._factory: Callable[[], Any] = (lambda: source) if hasattr(source, "pubsub") else source
         self.handler = handler
+        self.decode = decode  # None: Message.data is the raw payload (no JSON parse)
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -281,18 +285,20 @@ class Subscriber:
     def _deliver(self, message: dict[str, Any]) -> None:
         raw = message["data"]
         pattern = message.get("pattern")
-        decoded = Message(
-            channel=_text(message["channel"]),
-            data=decode_payload(raw),
-            raw=raw,
-            pattern=None if pattern is None else _text(pattern),
-        )
+        channel = _text(message["channel"])
         self.received += 1
-        try:
-            self.handler(decoded)
+        try:  # decoding is the handler's side: one odd payload is never fatal
+            self.handler(
+                Message(
+                    channel=channel,
+                    data=raw if self.decode is None else self.decode(raw),
+                    raw=raw,
+                    pattern=None if pattern is None else _text(pattern),
+                )
+            )
         except Exception as exc:
             self.handler_errors += 1
-            self.last_error = f"handler failed on {decoded.channel}: {type(exc).__name__}: {exc}"
+            self.last_error = f"handler failed on {channel}: {type(exc).__name__}: {exc}"
 
 
 # --- read side -------------------------------------------------------------------
