@@ -28,6 +28,7 @@ SCAN_SETTINGS = [
     "url",
     "socket_timeout",
     "connect_timeout",
+    "request_timeout",
     "scan_count",
     "scan_target_ms",
     "scan_throttle_ms",
@@ -62,10 +63,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_redis(settings: Settings) -> None:
+    """The URL, then one PING within ``request_timeout``: a Redis that is not there or
+    not answering is one line and exit 2 before any work starts."""
+    from dashboard.connection import check_url
+    from dashboard.deadline import deadline
+    from dashboard.inspect.keyspace.report import gated_client
+
+    check_url(settings.url)
+    client = gated_client(settings)
+    try:
+        with deadline(settings.request_timeout):
+            client.ping()
+    finally:
+        client.close()
+
+
 def cmd_keyspace(args: argparse.Namespace) -> int:
     from dashboard.inspect.keyspace.report import keyspace_report, keyspace_text
 
     settings = settings_from(args, SCAN_SETTINGS)
+    check_redis(settings)
     report = keyspace_report(settings)
     if args.format == "json":
         import json
@@ -91,6 +109,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    check_redis(settings)
     report = audit_settings(settings, config)
     sys.stdout.write(render(report, args.format, artifact=args.config))
     return EXIT_FINDINGS if at_or_above(report, args.fail_on) else EXIT_OK
@@ -163,6 +182,9 @@ def _is_connection_problem(exc: Exception) -> bool:
     import redis
 
     from dashboard.connection import ConnectionConfigError
+    from dashboard.deadline import DeadlineExceeded
+    from dashboard.inspect.errors import RedisUnavailable
+    from dashboard.inspect.keyspace.report import ScanFailed
 
     return isinstance(
         exc,
@@ -171,6 +193,9 @@ def _is_connection_problem(exc: Exception) -> bool:
             redis.TimeoutError,
             ConnectionConfigError,
             redis.AuthenticationError,
+            DeadlineExceeded,
+            RedisUnavailable,
+            ScanFailed,
         ),
     )
 

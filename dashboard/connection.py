@@ -25,9 +25,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from dashboard import deadline
+from dashboard.pool import DashboardPool, SentinelDashboardPool, redis_client
 from dashboard.urlcheck import (
     ConnectionConfigError,
     check_query,
@@ -36,6 +40,7 @@ from dashboard.urlcheck import (
 )
 
 DEFAULT_CLIENT_NAME = "redis-dashboard"
+RETRIES = 2
 _SCHEMES = {
     "redis",
     "rediss",
@@ -107,6 +112,27 @@ def _tls_kwargs(query: dict[str, str], options: ConnectionOptions) -> dict[str, 
     return tls_kwargs(given)
 
 
+class DeadlineBackoff(AbstractBackoff):
+    """redis-py's exponential backoff between retries, never sleeping past the deadline."""
+
+    def __init__(self) -> None:
+        self._inner = ExponentialWithJitterBackoff(cap=0.5, base=0.01)
+
+    def reset(self) -> None:
+        self._inner.reset()
+
+    def compute(self, failures: int) -> float:
+        left = deadline.remaining()
+        wait = self._inner.compute(failures)
+        return wait if left is None else max(0.0, min(wait, left))
+
+
+def _retry() -> Retry:
+    """Two retries on a lost connection or a timeout (redis-py 8's default is ten, with a
+    backoff up to a second each: a stalled server held a page for a minute)."""
+    return Retry(DeadlineBackoff(), RETRIES)
+
+
 def _common_kwargs(options: ConnectionOptions) -> dict[str, Any]:
     return {
         "socket_timeout": options.socket_timeout,
@@ -172,11 +198,11 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     tls = scheme.startswith("rediss")
     common = _common_kwargs(options)
     if scheme in {"redis", "rediss", "unix"}:
-        kwargs = {**common, "max_connections": options.pool_size}
+        kwargs = {**common, "max_connections": options.pool_size, "retry": _retry()}
         if tls:
             kwargs.update(_tls_kwargs(query, options))
         try:
-            return redis.Redis.from_url(url, **kwargs)
+            return redis_client(DashboardPool.from_url(url, **kwargs))
         except ValueError:
             # redis-py's message may quote a piece of the password (as the "port").
             raise ConnectionConfigError(
@@ -194,6 +220,7 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
             startup_nodes=[ClusterNode(h, p) for h, p in nodes],
             username=user,
             password=password,
+            connection_pool_class=DashboardPool,
             **kwargs,
         )
     # sentinel: path is /service[/db]
@@ -209,7 +236,7 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     except ValueError as exc:
         raise ConnectionConfigError(f"bad database number in {mask_url(url)!r}") from exc
     nodes = _split_nodes(hosts, 26379, url)
-    data_kwargs = {**common, "db": db, "username": user, "password": password}
+    data_kwargs = {**common, "db": db, "username": user, "password": password, "retry": _retry()}
     if tls:
         data_kwargs["ssl"] = True
         data_kwargs.update(_tls_kwargs(query, options))
@@ -224,7 +251,9 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
         },
         **data_kwargs,
     )
-    return sentinel.master_for(service, max_connections=options.pool_size)
+    return sentinel.master_for(
+        service, connection_pool_class=SentinelDashboardPool, max_connections=options.pool_size
+    )
 
 
 _CLIENT_CERT = (
@@ -253,6 +282,12 @@ def explain(exc: BaseException) -> str:
     server asking for a client certificate looks from the client)."""
     message = " ".join(str(exc).split()) or type(exc).__name__
     message = _URL_TEXT.sub(lambda m: mask_url(m.group(0)), message)
+    given = deadline.expired()
+    if given is not None and isinstance(exc, redis.TimeoutError):
+        return (
+            f"{deadline.NOT_ANSWERING}: no reply within this request's {given:g} s "
+            f"(request_timeout) ({message})"
+        )
     lowered = message.lower()
     for needle, hint in _TLS_HINTS:
         if needle in lowered:

@@ -16,6 +16,7 @@ import redis
 from redis.exceptions import NoPermissionError, RedisClusterException, RedisError
 
 from dashboard.connection import explain, mask_url
+from dashboard.deadline import NOT_ANSWERING
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 ERRORS = (RedisError, RedisClusterException, OSError)
@@ -48,7 +49,10 @@ def describe_error(what: str, exc: BaseException) -> str:
     if isinstance(exc, redis.BusyLoadingError):
         return f"{what} failed: the server is loading its dataset"
     if isinstance(exc, CONNECTION_ERRORS):
-        return f"{what} failed: server unreachable ({explain(exc)})"
+        said = explain(exc)
+        if said.startswith(NOT_ANSWERING):
+            return f"{what} failed: {said}"
+        return f"{what} failed: server unreachable ({said})"
     return f"{what} failed: {message}"
 
 
@@ -75,6 +79,8 @@ def _acl_refusal(what: str, message: str) -> str:
 def unreachable(exc: BaseException) -> RedisUnavailable:
     """The error for a server that cannot be reached at all (message safe to show)."""
     reason = describe_error("connection", exc).removeprefix("connection failed: ")
+    if reason.startswith(NOT_ANSWERING):
+        return RedisUnavailable(reason)
     return RedisUnavailable(f"Redis is unavailable: {reason}")
 
 

@@ -8,14 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from dashboard import __version__
+from dashboard import __version__, deadline
 from dashboard.config import Settings
 from dashboard.connection import ConnectionConfigError, explain, mask_url
+from dashboard.deadline import NOT_ANSWERING, DeadlineExceeded
 from dashboard.gate import CommandRefused
 from dashboard.inspect.errors import RedisUnavailable
+from dashboard.pool import PoolExhausted
 from dashboard.resources import resource_dir
 from dashboard.web import filters, security
 from dashboard.web.state import AppState
@@ -74,13 +76,32 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         allow_writes=settings.allow_writes,
     )
     _install_error_pages(app)
+    _install_deadline(app, settings.request_timeout)
     return app
 
 
-def _error(status: int, title: str, message: str) -> Any:
+def _install_deadline(app: Flask, seconds: float) -> None:
+    """Every request's Redis commands share one deadline (:mod:`dashboard.deadline`):
+    a stalled server costs a page ``request_timeout``, not the sum of its commands'
+    timeouts. Threads a request starts (scan jobs, tails) do not inherit it."""
+
+    @app.before_request
+    def _start() -> None:
+        g.deadline = deadline.deadline(seconds)
+        g.deadline.__enter__()
+
+    @app.teardown_request
+    def _end(_exc: BaseException | None) -> None:
+        scope = g.pop("deadline", None)
+        if scope is not None:
+            scope.__exit__(None, None, None)
+
+
+def _error(status: int, title: str, message: str) -> Response:
+    """The documented ``{"error", "message"}`` on a JSON twin, the error page otherwise."""
     if request.path.endswith(".json"):
-        return jsonify({"error": title, "message": message}), status
-    return render_template("error.html", title=title, message=message), status
+        return make_response(jsonify({"error": title, "message": message}), status)
+    return make_response(render_template("error.html", title=title, message=message), status)
 
 
 def _install_error_pages(app: Flask) -> None:
@@ -93,11 +114,23 @@ def _install_error_pages(app: Flask) -> None:
     @app.errorhandler(redis.TimeoutError)
     def _redis_down(exc: Exception) -> Any:
         url = mask_url(app.extensions["redis_dashboard"].settings.url)
-        return _error(503, "Redis unreachable", f"{url}: {explain(exc)}")
+        said = str(exc) if isinstance(exc, RedisUnavailable) else explain(exc)
+        title = NOT_ANSWERING if NOT_ANSWERING in said else "Redis unreachable"
+        return _error(503, title, f"{url}: {said}")
 
     @app.errorhandler(redis.AuthenticationError)
     def _auth(exc: Exception) -> Any:
         return _error(503, "Redis refused the credentials", str(exc))
+
+    @app.errorhandler(DeadlineExceeded)
+    def _not_answering(exc: DeadlineExceeded) -> Any:
+        return _error(503, NOT_ANSWERING, str(exc))
+
+    @app.errorhandler(PoolExhausted)
+    def _busy(exc: PoolExhausted) -> Any:
+        reply = _error(503, "Dashboard busy", str(exc))
+        reply.headers["Retry-After"] = "1"
+        return reply
 
     @app.errorhandler(CommandRefused)
     def _refused(exc: CommandRefused) -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dashboard.deadline import DeadlineExceeded
 from dashboard.inspect.errors import (
     CONNECTION_ERRORS,
     ERRORS,
@@ -27,6 +28,7 @@ from dashboard.inspect.errors import (
 from dashboard.inspect.keyspace.preview import collection_page, hll_page, string_page
 from dashboard.inspect.live.streams import check_id
 from dashboard.keyid import display_key, key_address
+from dashboard.pool import PoolExhausted
 
 MAX_PAGE = 1000
 MAX_STRING_BYTES = 1024 * 1024
@@ -128,7 +130,9 @@ def key_detail(
     missing: dict[str, str] = {}
     try:
         raw_type = client.type(key)
-    except CONNECTION_ERRORS as exc:
+    except PoolExhausted:  # the dashboard is busy: say so, not that Redis is down
+        raise
+    except (*CONNECTION_ERRORS, DeadlineExceeded) as exc:  # nothing known: no page
         raise unreachable(exc) from exc
     except ERRORS as exc:
         return {**out, "unavailable": {"type": describe_error("TYPE", exc)}}

@@ -13,10 +13,14 @@ from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.scanjob import FAILED, scan_keyspace
 
 
+class ScanFailed(RuntimeError):
+    """The scan stopped on an error (the server went away, a command was refused)."""
+
+
 def gated_client(settings: Settings) -> Any:
     """A client for ``settings.url`` behind the command gate (read-only unless allowed)."""
     options = ConnectionOptions(
-        pool_size=settings.pool_size,
+        pool_size=settings.pool_connections,
         socket_timeout=settings.socket_timeout,
         connect_timeout=settings.connect_timeout,
     )
@@ -46,7 +50,7 @@ def keyspace_report(settings: Settings) -> dict[str, Any]:
     finally:
         client.close()
     if snap["state"] == FAILED or snap["result"] is None:
-        raise RuntimeError(f"scan failed: {snap['error']}")
+        raise ScanFailed(f"scan failed: {snap['error']}")
     result = snap["result"]
     tree = result["tree"]
     return {

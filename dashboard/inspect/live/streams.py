@@ -26,6 +26,7 @@ from typing import Any
 from redis.exceptions import NoPermissionError, ResponseError
 
 from dashboard.connection import is_cluster
+from dashboard.deadline import DeadlineExceeded
 from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, attempt, describe_error
 from dashboard.inspect.nodes import node_clients as _node_clients
 from dashboard.keyid import display_bytes, display_key, key_address
@@ -247,7 +248,7 @@ def stream_summary(
     base: dict[str, Any] = {"key": display_key(key), "id": address, "node": node, "error": None}
     try:
         state = stream_state(client, key)
-    except CONNECTION_ERRORS:
+    except (*CONNECTION_ERRORS, DeadlineExceeded):  # the page as a whole cannot be read
         raise
     except StreamStateError as exc:
         refused = exc.__cause__ if isinstance(exc.__cause__, NoPermissionError) else None
