@@ -155,6 +155,10 @@ def _split_nodes(netloc_hosts: str, default_port: int, url: str) -> list[tuple[s
     return nodes
 
 
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _credentials(netloc: str) -> tuple[str | None, str | None, str]:
     if "@" not in netloc:
         return None, None, netloc
@@ -216,8 +220,11 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
         if tls:
             kwargs["ssl"] = True
             kwargs.update(_tls_kwargs(query, options))
+        (host, port), *others = nodes
         return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            # redis-py builds node pools from connection_pool_class only for a url
+            url=f"{'rediss' if tls else 'redis'}://{_host(host)}:{port}",
+            startup_nodes=[ClusterNode(h, p) for h, p in others],
             username=user,
             password=password,
             connection_pool_class=DashboardPool,

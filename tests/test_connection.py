@@ -91,14 +91,14 @@ def test_tls_options_pass_through():
 def test_cluster_url_builds_cluster_client(monkeypatch):
     seen = {}
 
-    def fake_init(self, startup_nodes=None, **kwargs):
-        seen["nodes"] = [(n.host, n.port) for n in startup_nodes]
+    def fake_init(self, startup_nodes=None, url=None, **kwargs):
+        seen["nodes"] = [url] + [(n.host, n.port) for n in startup_nodes]
         seen["kwargs"] = kwargs
 
     monkeypatch.setattr(RedisCluster, "__init__", fake_init)
     client = connect("redis+cluster://u:pw@n1:7000,n2:7001", ConnectionOptions(pool_size=4))
     assert is_cluster(client)
-    assert seen["nodes"] == [("n1", 7000), ("n2", 7001)]
+    assert seen["nodes"] == ["redis://n1:7000", ("n2", 7001)]
     assert seen["kwargs"]["password"] == "pw"
     assert seen["kwargs"]["username"] == "u"
     assert seen["kwargs"]["max_connections"] == 4

@@ -206,3 +206,85 @@ def test_twenty_concurrent_viewers_never_see_too_many_connections(live_server, r
     bad = [a for a in answers if a[0] != 200]
     assert not bad, bad[:3]
     assert free_port()  # the machine still has ports: nothing leaked wildly
+
+
+# --- the same on a real (one-node) cluster and a real Sentinel -----------------------------
+
+
+@pytest.fixture
+def one_node_cluster(private_server, tmp_path):
+    import time
+
+    server = private_server(
+        "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")
+    )
+    admin = redis.Redis(port=server.port)
+    admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+    for _ in range(200):
+        if b"cluster_state:ok" in admin.execute_command("CLUSTER", "INFO"):
+            break
+        time.sleep(0.05)
+    admin.set("k", "v")
+    yield f"redis+cluster://127.0.0.1:{server.port}"
+    admin.close()
+
+
+@pytest.fixture
+def sentinel_url(private_server, tmp_path):
+    import subprocess
+    import time
+
+    primary = private_server()
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {primary.port} 1\n"
+    )
+    proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"], stdout=subprocess.DEVNULL)
+    probe = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            if probe.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"):
+                break
+        except redis.ConnectionError:
+            pass
+        time.sleep(0.05)
+    yield f"redis+sentinel://127.0.0.1:{port}/mymaster"
+    probe.close()
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.mark.parametrize("kind", ["cluster", "sentinel"])
+def test_cluster_and_sentinel_pools_wait_and_say_busy(kind, request):
+    from dashboard import gate
+    from dashboard.connection import ConnectionOptions, connect
+
+    url = request.getfixturevalue("one_node_cluster" if kind == "cluster" else "sentinel_url")
+    client = gate.install(connect(url, ConnectionOptions(pool_size=1)), False)
+    try:
+        assert client.ping()
+        pool = (
+            client.get_default_node().redis_connection.connection_pool
+            if kind == "cluster"
+            else client.connection_pool
+        )
+        assert isinstance(pool, DashboardPool)
+        pool.wait_s = 0.1
+        held = pool.get_connection()
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(client.get("k")))
+        waiter.start()
+        threading.Event().wait(0.05)
+        pool.release(held)  # the waiter gets it instead of failing
+        waiter.join(10)
+        assert len(got) == 1
+        held = pool.get_connection()
+        try:
+            with pytest.raises(PoolExhausted):
+                client.get("k")
+        finally:
+            pool.release(held)
+    finally:
+        client.close()
