@@ -7,6 +7,7 @@ one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -119,15 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redis-dashboard",
         description="See how your Redis is really used.",
+        allow_abbrev=False,  # --pass must not mean --password: secrets are found by name
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the web dashboard")
+    serve = sub.add_parser("serve", help="run the web dashboard", allow_abbrev=False)
     add_setting_flags(serve, SERVE_SETTINGS)
     serve.set_defaults(run=cmd_serve)
 
-    keyspace = sub.add_parser("keyspace", help="scan the keyspace and print the namespace rollup")
+    keyspace = sub.add_parser(
+        "keyspace", help="scan the keyspace and print the namespace rollup", allow_abbrev=False
+    )
     add_setting_flags(keyspace, SCAN_SETTINGS)
     keyspace.add_argument(
         "--format",
@@ -137,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keyspace.set_defaults(run=cmd_keyspace)
 
-    audit = sub.add_parser("audit", help="check a Redis for anti-patterns (CI gate)")
+    audit = sub.add_parser(
+        "audit", help="check a Redis for anti-patterns (CI gate)", allow_abbrev=False
+    )
     add_setting_flags(audit, SCAN_SETTINGS)
     audit.add_argument(
         "--format",
@@ -162,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # a real process: keep passwords out of its (and its workers') argv
+        from dashboard import secretargs
+
+        argv = sys.argv[1:]
+        if secretargs.CARRIER in os.environ:
+            argv = secretargs.restore(argv)
+        else:
+            secretargs.reexec_without_secrets(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
     demo = sub.add_parser(
         "demo",
         help="run a demo shop with traffic on a private Redis, the dashboard and the playground",
+        allow_abbrev=False,
     )
     add_setting_flags(demo, DEMO_SETTINGS)
     demo.add_argument(
