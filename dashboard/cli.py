@@ -20,6 +20,7 @@ from dashboard.cliargs import (
     EXIT_OK,
     CliError,
     add_setting_flags,
+    check_listen,
     settings_from,
 )
 from dashboard.config import ENV_PREFIX, Settings
@@ -53,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dashboard.wsgi import serve
 
     check_url(settings.url)  # a URL that cannot work: one line and exit 2, not 500s
+    check_listen(settings.host, settings.port)
     print(
         f"redis-dashboard {__version__}: http://{settings.host}:{settings.port}/ "
         f"inspecting {mask_url(settings.url)} "

@@ -55,3 +55,30 @@ def test_keyspace_of_an_empty_database_says_so(r, redis_url, capsys):
 def test_help_runs(command):
     done = run_cli(command, "--help")
     assert done.returncode == 0 and "--url" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_busy_port_is_one_line_naming_it_and_exit_2(command, redis_url, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = ["--url", redis_url] if command == "serve" else []
+        empty = tmp_path / "bin"  # the demo must not start a Redis for nothing
+        empty.mkdir()
+        done = run_cli(command, "--port", str(port), *extra, env={"PATH": str(empty)})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert str(port) in lines[0] and "--port" in lines[0]
+    assert "ERROR" not in done.stderr
+
+
+def test_favicon_is_served(web):
+    reply = web.get("/favicon.ico")
+    assert reply.status_code == 200
+    assert reply.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert reply.mimetype in ("image/x-icon", "image/vnd.microsoft.icon")
+    assert 'rel="icon"' in web.get("/overview").get_data(as_text=True)

@@ -12,7 +12,14 @@ import argparse
 import sys
 from typing import Any
 
-from dashboard.cliargs import EXIT_ERROR, EXIT_OK, CliError, add_setting_flags, settings_from
+from dashboard.cliargs import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CliError,
+    add_setting_flags,
+    check_listen,
+    settings_from,
+)
 
 # Settings shared with serve (flag, env variable, docs); --url and --allow-writes are the
 # demo's own: command line only, with their own meaning.
@@ -61,6 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             {"allow_writes": bool(args.allow_writes)}
         )
         knobs = Knobs(users=args.users, rps=args.rps).checked()
+        check_listen(settings.host, settings.port)  # before a Redis is started for nothing
         run(settings, args.url, knobs, traffic=not args.no_traffic)
     except (CliError, DemoError, ValueError) as exc:
         print(f"redis-dashboard demo: {exc}", file=sys.stderr)

@@ -77,6 +77,14 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     )
     _install_error_pages(app)
     _install_deadline(app, settings.request_timeout)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for it on every page and JSON twin: a 404 would be a console error."""
+        reply = app.send_static_file("favicon.ico")
+        reply.headers["Cache-Control"] = "public, max-age=86400"
+        return reply
+
     return app
 
 
