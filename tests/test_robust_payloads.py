@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import tracemalloc
 
 import pytest
@@ -13,19 +12,10 @@ import pytest
 from dashboard.inspect.live.tails import PAYLOAD_LIMIT, TailRegistry
 from dashboard.keyid import encode_key
 from dashboard.patterns.pubsub import Subscriber, decode_payload
+from tests.demo_support import wait_for
 
 NESTED = "[" * 3000 + "]" * 3000
 OPEN_ONLY = "[" * 3000
-
-
-def wait_until(check, timeout=15.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.mark.parametrize("value", [NESTED, OPEN_ONLY, '{"a":' * 2000 + "1" + "}" * 2000])
@@ -55,7 +45,7 @@ def test_a_nested_message_does_not_end_a_subscriber(r, make_client):
         assert sub.wait_subscribed(10)
         r.publish("c", NESTED)
         r.publish("c", '{"after": 1}')
-        wait_until(lambda: len(seen) == 2)
+        wait_for(lambda: len(seen) == 2)
         assert sub.error is None and sub.alive
     assert seen[0].data == NESTED and seen[1].data == {"after": 1}
 
@@ -67,7 +57,7 @@ def test_a_nested_message_does_not_end_a_tail(r, make_client):
         assert tail.subscriber.wait_subscribed(10)
         r.publish("c", NESTED)
         r.publish("c", "after")
-        wait_until(lambda: tail.received == 2)
+        wait_for(lambda: tail.received == 2)
         items = tail.take(timeout=0)
         assert [m.text for m in items] == [NESTED[:PAYLOAD_LIMIT], "after"]
         assert not tail.failed and tail.subscriber.alive
@@ -92,7 +82,7 @@ def test_a_huge_json_message_costs_a_tail_little_more_than_its_bytes(r, make_cli
         tracemalloc.start()
         port = r.connection_pool.connection_kwargs["port"]
         subprocess.run([sys.executable, "-c", publisher, str(port)], check=True, timeout=60)
-        wait_until(lambda: tail.received == 1)
+        wait_for(lambda: tail.received == 1)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

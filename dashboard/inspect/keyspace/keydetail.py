@@ -26,7 +26,7 @@ from dashboard.inspect.errors import (
     unreachable,
 )
 from dashboard.inspect.keyspace.preview import collection_page, hll_page, string_page
-from dashboard.inspect.live.streams import check_id
+from dashboard.inspect.live.streamwindows import check_id
 from dashboard.keyid import display_key, key_address
 from dashboard.pool import PoolExhausted
 
