@@ -167,7 +167,8 @@ def _credentials(netloc: str) -> tuple[str | None, str | None, str]:
     return (unquote(user) or None, unquote(password) if sep else None, hosts)
 
 
-def _checked(url: str, options: ConnectionOptions) -> tuple[str, Any, dict[str, str]]:
+def _checked(url: str, options: ConnectionOptions) -> tuple[str, Any, dict[str, Any]]:
+    """The scheme, the split URL and the TLS options, all checked (nothing looked up)."""
     if options.pool_size < 1:
         raise ConnectionConfigError("pool_size must be at least 1")
     scheme = _scheme(url)
@@ -177,9 +178,8 @@ def _checked(url: str, options: ConnectionOptions) -> tuple[str, Any, dict[str, 
     except ValueError as exc:
         raise ConnectionConfigError(f"malformed URL {mask_url(url)!r}: {exc}") from exc
     query = check_query(scheme, parts.query)
-    if scheme.startswith("rediss"):
-        _tls_kwargs(query, options)
-    return scheme, parts, query
+    tls = _tls_kwargs(query, options) if scheme.startswith("rediss") else {}
+    return scheme, parts, {"query": query, "tls": tls}
 
 
 def check_url(url: str, options: ConnectionOptions | None = None) -> None:
@@ -198,13 +198,14 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     Raises :class:`ConnectionConfigError` with a masked URL on malformed input.
     """
     options = options or ConnectionOptions()
-    scheme, parts, query = _checked(url, options)
+    scheme, parts, checked = _checked(url, options)
+    query, tls_options = checked["query"], checked["tls"]
     tls = scheme.startswith("rediss")
     common = _common_kwargs(options)
     if scheme in {"redis", "rediss", "unix"}:
         kwargs = {**common, "max_connections": options.pool_size, "retry": _retry()}
         if tls:
-            kwargs.update(_tls_kwargs(query, options))
+            kwargs.update(tls_options)
         try:
             return redis_client(DashboardPool.from_url(url, **kwargs))
         except ValueError:
@@ -219,7 +220,7 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
         kwargs = {**common, "max_connections": options.pool_size}
         if tls:
             kwargs["ssl"] = True
-            kwargs.update(_tls_kwargs(query, options))
+            kwargs.update(tls_options)
         (host, port), *others = nodes
         return RedisCluster(
             # redis-py builds node pools from connection_pool_class only for a url
@@ -246,7 +247,7 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     data_kwargs = {**common, "db": db, "username": user, "password": password, "retry": _retry()}
     if tls:
         data_kwargs["ssl"] = True
-        data_kwargs.update(_tls_kwargs(query, options))
+        data_kwargs.update(tls_options)
     sentinel = Sentinel(
         nodes,
         sentinel_kwargs={
@@ -271,8 +272,9 @@ _CLIENT_CERT = (
 _TLS_HINTS = (
     ("certificate required", "the server asks for a client certificate (mutual TLS): "
      + _CLIENT_CERT),
-    ("eof occurred in violation of protocol", "the server ended the TLS handshake: it asks "
-     "for a client certificate (mutual TLS) and got none it accepts: " + _CLIENT_CERT),
+    ("eof occurred in violation of protocol", "the server ended the TLS handshake, most "
+     "likely because it asks for a client certificate (mutual TLS) and got none it "
+     "accepts: " + _CLIENT_CERT),
     ("unknown ca", "the server does not trust the client certificate: " + _CLIENT_CERT),
     ("bad certificate", "the server refused the client certificate: " + _CLIENT_CERT),
     ("certificate verify failed", "the server's certificate is not trusted: give ssl_ca_certs "
@@ -283,12 +285,16 @@ _TLS_HINTS = (
 _URL_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
+def mask_urls_in(text: str) -> str:
+    """``text`` with every URL in it masked (error messages may quote one)."""
+    return _URL_TEXT.sub(lambda m: mask_url(m.group(0)), text)
+
+
 def explain(exc: BaseException) -> str:
     """One line for a connection problem, safe to show: URLs masked, and TLS failures
     said in Redis terms (OpenSSL's "EOF occurred in violation of protocol" is how a
     server asking for a client certificate looks from the client)."""
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    message = _URL_TEXT.sub(lambda m: mask_url(m.group(0)), message)
+    message = mask_urls_in(" ".join(str(exc).split()) or type(exc).__name__)
     given = deadline.expired()
     if given is not None and isinstance(exc, redis.TimeoutError):
         return (

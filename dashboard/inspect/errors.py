@@ -15,12 +15,11 @@ from typing import Any
 import redis
 from redis.exceptions import NoPermissionError, RedisClusterException, RedisError
 
-from dashboard.connection import explain, mask_url
+from dashboard.connection import explain, mask_urls_in
 from dashboard.deadline import NOT_ANSWERING
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 ERRORS = (RedisError, RedisClusterException, OSError)
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
 class RedisUnavailable(RuntimeError):
@@ -38,7 +37,7 @@ def available(data: Any) -> dict[str, Any]:
 
 def describe_error(what: str, exc: BaseException) -> str:
     """One human line for a failed command, with any URL masked."""
-    message = _URL.sub(lambda m: mask_url(m.group(0)), str(exc)).strip() or type(exc).__name__
+    message = mask_urls_in(str(exc)).strip() or type(exc).__name__
     if isinstance(exc, NoPermissionError) or message.upper().startswith("NOPERM"):
         return _acl_refusal(what, message)
     lowered = message.lower()
