@@ -191,6 +191,7 @@ def test_unsupported_panels_say_unavailable_on_the_stand_in(demo, page):
     page.goto(demo.base + "/overview")
     text = page.inner_text("main")
     assert "unavailable" in text and "INFO" in text
+    assert "no maxmemory limit" not in text  # unknown is not "no limit"
     page.goto(demo.base + "/keyspace")
     page.wait_for_selector("#node-keys", timeout=30_000)
     main = page.inner_text("main")
