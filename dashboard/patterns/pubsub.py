@@ -65,8 +65,10 @@ class Subscriber(SubscriberCore):
     reconnect, e.g. to ask Sentinel for the current primary). A handler exception
     is counted and recorded, never fatal. ``ping_interval`` (s) detects a silent
     connection: no reply at all (not even the subscribe confirmations) within two
-    intervals counts as a lost connection. The asyncio twin is
-    :class:`dashboard.patterns.aio.AsyncSubscriber`.
+    intervals counts as a lost connection. ``decode`` turns a payload into
+    ``Message.data`` (JSON by default; ``None`` leaves it raw, for readers that only
+    show a bounded prefix): a payload it cannot decode is counted as a handler error,
+    never fatal. The asyncio twin is :class:`dashboard.patterns.aio.AsyncSubscriber`.
     """
 
     def __init__(self, source: Any, *args: Any, **kwargs: Any) -> None:

@@ -46,7 +46,7 @@ def decode_payload(data: bytes | str) -> Any:
     """JSON when it parses; otherwise the text, or the bytes when not UTF-8."""
     try:
         return json.loads(data)
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; RecursionError: [[[[...
         if isinstance(data, str):
             return data
         try:
@@ -105,6 +105,7 @@ class SubscriberCore:
         sleep: Callable[[float], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "pubsub-subscriber",
+        decode: Callable[[bytes | str], Any] | None = decode_payload,
     ) -> None:
         if handler is None:
             raise TypeError("Subscriber needs a handler")
@@ -116,6 +117,7 @@ class SubscriberCore:
             raise ValueError("Subscriber needs at least one channel or pattern")
         self._factory: Callable[[], Any] = (lambda: source) if hasattr(source, "pubsub") else source
         self.handler = handler
+        self.decode = decode  # None: Message.data is the raw payload (no JSON parse)
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -250,15 +252,16 @@ class SubscriberCore:
     def _deliver(self, message: dict[str, Any]) -> Steps:
         raw = message["data"]
         pattern = message.get("pattern")
-        decoded = Message(
-            channel=display_text(message["channel"]),
-            data=decode_payload(raw),
-            raw=raw,
-            pattern=None if pattern is None else display_text(pattern),
-        )
+        channel = display_text(message["channel"])
         self.received += 1
-        try:
+        try:  # decoding is the handler's side: one odd payload is never fatal
+            decoded = Message(
+                channel=channel,
+                data=raw if self.decode is None else self.decode(raw),
+                raw=raw,
+                pattern=None if pattern is None else display_text(pattern),
+            )
             yield Call(self.handler, (decoded,))
         except Exception as exc:
             self.handler_errors += 1
-            self.last_error = f"handler failed on {decoded.channel}: {type(exc).__name__}: {exc}"
+            self.last_error = f"handler failed on {channel}: {type(exc).__name__}: {exc}"

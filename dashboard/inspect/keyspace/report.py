@@ -13,10 +13,14 @@ from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.scanjob import FAILED, scan_keyspace
 
 
+class ScanFailed(RuntimeError):
+    """The scan stopped on an error (the server went away, a command was refused)."""
+
+
 def gated_client(settings: Settings) -> Any:
     """A client for ``settings.url`` behind the command gate (read-only unless allowed)."""
     options = ConnectionOptions(
-        pool_size=settings.pool_size,
+        pool_size=settings.pool_connections,
         socket_timeout=settings.socket_timeout,
         connect_timeout=settings.connect_timeout,
     )
@@ -47,7 +51,7 @@ def keyspace_report(settings: Settings) -> dict[str, Any]:
     finally:
         client.close()
     if snap["state"] == FAILED or snap["result"] is None:
-        raise RuntimeError(f"scan failed: {snap['error']}")
+        raise ScanFailed(f"scan failed: {snap['error']}")
     result = snap["result"]
     tree = result["tree"]
     return {
@@ -60,6 +64,7 @@ def keyspace_report(settings: Settings) -> dict[str, Any]:
         "totals": {
             "keys": tree["keys"],
             "bytes": tree["bytes"],
+            "bytes_unavailable": tree["bytes_unavailable"],
             "namespaces": result["namespaces"],
             "folded_keys": result["folded_keys"],
             "with_ttl": tree["ttl"]["with_ttl"],
@@ -70,7 +75,9 @@ def keyspace_report(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _human(size: float) -> str:
+def _human(size: float | None) -> str:
+    if size is None:  # MEMORY USAGE unavailable: unknown, not zero
+        return "unknown"
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -83,10 +90,12 @@ def keyspace_text(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines = [
         f"{report['url']}: {report['scanned_keys']:,} keys scanned in "
-        f"{report['duration_s']:.2f} s ({report['path']} path)"
+        f"{report['duration_s']:.2f} s"
+        + (f" ({report['path']} path)" if report["path"] else " (empty database)")
         + (" — ESTIMATE from a sample" if report["estimated"] else ""),
         f"total: {t['keys']:,} keys, {_human(t['bytes'])}, {t['namespaces']:,} namespaces, "
         f"{t['without_ttl']:,} keys without TTL",
+        *([f"memory unknown: {t['bytes_unavailable']}"] if t.get("bytes_unavailable") else []),
         "",
         f"{'namespace':<40} {'keys':>10} {'memory':>10} {'TTL %':>6}  types",
     ]
