@@ -73,6 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_keyspace(args: argparse.Namespace) -> int:
     from dashboard.inspect.keyspace.report import keyspace_report, keyspace_text
 
+    if getattr(args, "compare", False):  # docs/history.md
+        from dashboard.history.cli import keyspace_compare
+
+        return keyspace_compare(args, SCAN_SETTINGS)
+
     settings = settings_from(args, SCAN_SETTINGS)
     report = keyspace_report(settings)
     if args.format == "json":
@@ -119,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     keyspace = sub.add_parser("keyspace", help="scan the keyspace and print the namespace rollup")
     add_setting_flags(keyspace, SCAN_SETTINGS)
     keyspace.add_argument("--format", choices=["json", "text"], default="text")
+    from dashboard.history.cli import add_compare_flags
+
+    add_compare_flags(keyspace)
     keyspace.set_defaults(run=cmd_keyspace)
 
     audit = sub.add_parser("audit", help="check a Redis for anti-patterns (CI gate)")
