@@ -56,15 +56,15 @@ def namespace_rows(tree: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _namespace_id(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
-    conn.execute(
-        "INSERT INTO namespaces(address, path, kind) VALUES (?, ?, ?) "
-        "ON CONFLICT(address) DO UPDATE SET path = excluded.path",
-        (row["address"], row["path"], row["kind"]),
-    )
-    return conn.execute(
-        "SELECT id FROM namespaces WHERE address = ?", (row["address"],)
-    ).fetchone()[0]
+def _namespace_ids(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Ids of the rows' namespaces, adding the new ones (the dictionary is small: it holds
+    each namespace once, however many scans saw it)."""
+    known = dict(conn.execute("SELECT address, id FROM namespaces").fetchall())
+    new = [(r["address"], r["path"], r["kind"]) for r in rows if r["address"] not in known]
+    if new:
+        conn.executemany("INSERT INTO namespaces(address, path, kind) VALUES (?, ?, ?)", new)
+        known = dict(conn.execute("SELECT address, id FROM namespaces").fetchall())
+    return known
 
 
 def record_scan(
@@ -123,7 +123,7 @@ def record_scan(
     if cursor.rowcount == 0:
         return None
     scan_row = cursor.lastrowid
-    ids = {r["address"]: _namespace_id(conn, r) for r in kept}
+    ids = _namespace_ids(conn, kept)
     conn.executemany(
         "INSERT INTO scan_namespaces(scan, ns, parent, depth, keys, bytes, with_ttl, "
         "without_ttl, types, top) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -149,24 +149,30 @@ def record_scan(
 
 
 def _record_findings(conn: sqlite3.Connection, scan_row: int, findings: list[dict]) -> None:
-    seen: set[int] = set()
-    for f in findings:
-        key = (f["rule"], f["subject"], f["severity"])
-        conn.execute(
-            "INSERT OR IGNORE INTO findings(rule, subject, severity, subject_kind, title) "
+    def known() -> dict[tuple[str, str, str], int]:
+        rows = conn.execute("SELECT rule, subject, severity, id FROM findings").fetchall()
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    ids = known()
+    new = {
+        (f["rule"], f["subject"], f["severity"]): (f.get("subject_kind"), f.get("title"))
+        for f in findings
+        if (f["rule"], f["subject"], f["severity"]) not in ids
+    }
+    if new:
+        conn.executemany(
+            "INSERT INTO findings(rule, subject, severity, subject_kind, title) "
             "VALUES (?, ?, ?, ?, ?)",
-            (*key, f.get("subject_kind"), f.get("title")),
+            [(*key, *extra) for key, extra in new.items()],
         )
-        finding = conn.execute(
-            "SELECT id FROM findings WHERE rule = ? AND subject = ? AND severity = ?", key
-        ).fetchone()[0]
-        if finding in seen:
-            continue
-        seen.add(finding)
-        conn.execute(
-            "INSERT INTO scan_findings(scan, finding, message) VALUES (?, ?, ?)",
-            (scan_row, finding, f.get("message")),
-        )
+        ids = known()
+    rows = {}
+    for f in findings:
+        rows.setdefault(ids[(f["rule"], f["subject"], f["severity"])], f.get("message"))
+    conn.executemany(
+        "INSERT INTO scan_findings(scan, finding, message) VALUES (?, ?, ?)",
+        [(scan_row, finding, message) for finding, message in rows.items()],
+    )
 
 
 def series_id(conn: sqlite3.Connection, metric: str, labels: str, kind: str) -> int:
@@ -188,13 +194,20 @@ def record_samples(
     conn: sqlite3.Connection,
     ts: float,
     samples: Iterable[tuple[str, dict[str, str] | None, str, float | None]],
+    cache: dict[tuple[Any, ...], int] | None = None,
 ) -> int:
-    """Store ``(metric, labels, kind, value)`` samples taken at ``ts``; returns how many."""
+    """Store ``(metric, labels, kind, value)`` samples taken at ``ts``; returns how many.
+    ``cache`` maps series to ids across calls (the store's; cleared by retention)."""
+    cache = {} if cache is None else cache
     rows = []
     for metric, labels, kind, value in samples:
         if value is None:
             continue
-        rows.append((series_id(conn, metric, labels_text(labels), kind), int(ts), float(value)))
+        key = (metric, *sorted((labels or {}).items()))
+        series = cache.get(key)
+        if series is None:
+            series = cache[key] = series_id(conn, metric, labels_text(labels), kind)
+        rows.append((series, int(ts), float(value)))
     conn.executemany(
         "INSERT OR REPLACE INTO samples(series, ts, value, step) VALUES (?, ?, ?, 0)", rows
     )

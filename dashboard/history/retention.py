@@ -28,6 +28,7 @@ TIERS = ((RAW_KEEP_S, 300), (FINE_KEEP_S, 3600))
 SCAN_TIERS = ((RAW_KEEP_S, 3600), (FINE_KEEP_S, 86400))
 KEEP_LAST_S = 86400  # the size limit never removes the last day
 LOW_WATER = 0.85  # the size limit trims down to this share of the limit
+VACUUM_CHUNK_PAGES = 256  # pages given back per step (each step's WAL is truncated)
 
 
 @dataclass
@@ -53,32 +54,50 @@ def used_bytes(conn: sqlite3.Connection) -> int:
     return (pages - free) * size
 
 
+def _mark(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
+    return int(float(row[0])) if row else 0
+
+
 def downsample(conn: sqlite3.Connection, now: float) -> int:
-    """Fold old samples into buckets; returns the rows removed."""
+    """Fold old samples into buckets; returns the rows removed.
+
+    Each tier remembers how far it got (``meta``), so a run reads only the samples that
+    aged past its cutoff since the previous run; the joins on ``series`` let SQLite walk
+    the ``(series, ts)`` primary key instead of the whole table.
+    """
     removed = 0
     for keep, step in TIERS:
         cutoff = int((now - keep) // step * step)
-        params = {"step": step, "cutoff": cutoff}
+        mark = f"downsampled_{step}"
+        params = {"step": step, "lo": _mark(conn, mark), "hi": cutoff}
+        if params["hi"] <= params["lo"]:
+            continue
         conn.execute(
             "INSERT OR REPLACE INTO samples(series, ts, value, step) "
             "SELECT s.series, (s.ts / :step) * :step, AVG(s.value), :step "
-            "FROM samples s JOIN series r ON r.id = s.series "
-            "WHERE r.kind = 'gauge' AND s.step < :step AND s.ts < :cutoff "
-            "GROUP BY s.series, s.ts / :step",
+            "FROM series r CROSS JOIN samples s ON s.series = r.id "
+            "AND s.step < :step AND s.ts >= :lo AND s.ts < :hi "
+            "WHERE r.kind = 'gauge' GROUP BY s.series, s.ts / :step",
             params,
         )
         conn.execute(
             "INSERT OR REPLACE INTO samples(series, ts, value, step) "
             "SELECT series, bucket, value, :step FROM ("
             " SELECT s.series AS series, (s.ts / :step) * :step AS bucket, s.value AS value,"
-            " MAX(s.ts) FROM samples s JOIN series r ON r.id = s.series"
-            " WHERE r.kind <> 'gauge' AND s.step < :step AND s.ts < :cutoff"
-            " GROUP BY s.series, s.ts / :step)",
+            " MAX(s.ts) FROM series r CROSS JOIN samples s ON s.series = r.id"
+            " AND s.step < :step AND s.ts >= :lo AND s.ts < :hi"
+            " WHERE r.kind <> 'gauge' GROUP BY s.series, s.ts / :step)",
             params,
         )
         removed += conn.execute(
-            "DELETE FROM samples WHERE step < :step AND ts < :cutoff", params
+            "DELETE FROM samples WHERE series IN (SELECT id FROM series) "
+            "AND step < :step AND ts >= :lo AND ts < :hi",
+            params,
         ).rowcount
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (mark, str(params["hi"]))
+        )
     return removed
 
 
@@ -96,24 +115,29 @@ def thin_scans(conn: sqlite3.Connection, now: float) -> int:
 
 
 def drop_before(conn: sqlite3.Connection, cutoff: float) -> int:
-    removed = conn.execute("DELETE FROM samples WHERE ts < ?", (int(cutoff),)).rowcount
-    removed += conn.execute("DELETE FROM scans WHERE finished_at < ?", (cutoff,)).rowcount
-    return removed
+    removed = conn.execute(
+        "DELETE FROM samples WHERE series IN (SELECT id FROM series) AND ts < ?", (int(cutoff),)
+    ).rowcount
+    scans = conn.execute("DELETE FROM scans WHERE finished_at < ?", (cutoff,)).rowcount
+    if removed:
+        conn.execute(
+            "DELETE FROM series WHERE NOT EXISTS (SELECT 1 FROM samples WHERE series = series.id)"
+        )
+    return removed + scans
 
 
 def drop_orphans(conn: sqlite3.Connection) -> None:
-    """Rows whose scan or series is gone, and dictionary entries nothing uses."""
+    """Rows of scans that are gone, and dictionary entries no scan uses any more."""
     conn.execute("DELETE FROM scan_namespaces WHERE scan NOT IN (SELECT id FROM scans)")
     conn.execute("DELETE FROM scan_findings WHERE scan NOT IN (SELECT id FROM scans)")
     conn.execute("DELETE FROM namespaces WHERE id NOT IN (SELECT ns FROM scan_namespaces)")
     conn.execute("DELETE FROM findings WHERE id NOT IN (SELECT finding FROM scan_findings)")
-    conn.execute("DELETE FROM series WHERE id NOT IN (SELECT series FROM samples)")
 
 
 def oldest(conn: sqlite3.Connection) -> float | None:
     row = conn.execute(
-        "SELECT MIN(t) FROM (SELECT MIN(ts) AS t FROM samples "
-        "UNION ALL SELECT MIN(finished_at) FROM scans)"
+        "SELECT MIN(t) FROM (SELECT (SELECT MIN(ts) FROM samples WHERE series = r.id) AS t "
+        "FROM series r UNION ALL SELECT MIN(finished_at) FROM scans)"
     ).fetchone()
     return None if row[0] is None else float(row[0])
 
@@ -130,9 +154,13 @@ def _in_tx(conn: sqlite3.Connection, job: Callable[[], Any]) -> Any:
 
 
 def reclaim(conn: sqlite3.Connection) -> None:
-    """Give freed pages back to the OS and truncate the WAL."""
+    """Give freed pages back to the OS and truncate the WAL, a chunk at a time so the
+    WAL (which logs the moved pages) stays small too."""
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-        conn.execute("PRAGMA incremental_vacuum").fetchall()
+        while conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+            # executescript steps the pragma to the end (execute frees a single page)
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_CHUNK_PAGES});")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     else:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
@@ -150,7 +178,8 @@ def apply(conn: sqlite3.Connection, policy: Retention, now: float | None = None)
         done["downsampled"] = downsample(conn, now)
         done["thinned_scans"] = thin_scans(conn, now)
         done["expired"] = drop_before(conn, now - policy.max_age_s)
-        drop_orphans(conn)
+        if done["thinned_scans"] or done["expired"]:
+            drop_orphans(conn)
 
     _in_tx(conn, age_and_tiers)
     while used_bytes(conn) > policy.max_bytes * LOW_WATER:

@@ -128,6 +128,6 @@ class Recorder:
                 samples = stream_samples(data)
             else:
                 samples = live_samples(section, data, settings)
-            return record_samples(conn, as_of, samples)
+            return record_samples(conn, as_of, samples, self.writer.store.series_ids)
 
         return op

@@ -60,6 +60,7 @@ class Store:
         self._writer: sqlite3.Connection
         self._reader: sqlite3.Connection
         self.opened_at = time.time()
+        self.series_ids: dict[tuple[Any, ...], int] = {}  # the writer's cache (record.py)
         self.migrated: list[int] = []
         if read_only:
             self._open_read_only(path)  # raises StoreUnavailable: the caller says why
@@ -207,6 +208,7 @@ class Store:
             if self.mode != "file":
                 return
             old_writer, old_reader, path = self._writer, self._reader, self.path
+            self.series_ids.clear()
             self._memory(
                 f"writing the state file {path} failed ({reason}); history is kept in memory "
                 "from now on (the file keeps what was written before)"
@@ -233,6 +235,7 @@ class Store:
     def maintain(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``job`` on the writer connection outside a transaction (retention, vacuum)."""
         with self._write_lock:
+            self.series_ids.clear()  # retention may drop series
             return job(self._writer)
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
