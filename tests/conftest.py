@@ -180,6 +180,7 @@ def live_server(redis_server):
                 time.sleep(0.05)
         raise RuntimeError("serve did not answer /healthz in time")
 
+    start.started = started  # the processes, for tests that restart the dashboard
     yield start
     for proc in started:
         proc.terminate()
