@@ -82,13 +82,19 @@ def series(name: str, points: Points, **extra: Any) -> dict[str, Any]:
     }
 
 
-def chart(chart_id: str, title: str, unit: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
+def chart(
+    chart_id: str, title: str, unit: str, lines: list[dict[str, Any]], note: str | None = None
+) -> dict[str, Any]:
+    """``note`` says why a chart may have no data at all (shown instead of the chart)."""
+    empty = not any(len(s["points"]) >= 2 for s in lines)
+    nothing = not any(s["points"] for s in lines)
     return {
         "id": chart_id,
         "title": title,
         "unit": unit,
         "series": lines,
-        "empty": not any(len(s["points"]) >= 2 for s in lines),
+        "empty": empty,
+        "note": note if nothing else None,
     }
 
 
@@ -113,13 +119,12 @@ def server_trends(store: Store, since: float, now: float) -> list[dict[str, Any]
     keys, with_ttl = m("keys"), m("keys_with_ttl")
     ttl = {t: v for t, v in with_ttl}
     coverage = [[t, ttl[t] / k] for t, k in keys if k and t in ttl]
+    memory = [series("used", m("used_memory_bytes"))]
+    limit = m("max_memory_bytes")
+    if any(v for _, v in limit):  # 0 means no maxmemory: no line to draw
+        memory.append(series("maxmemory", limit))
     return [
-        chart(
-            "memory",
-            "Memory used",
-            "bytes",
-            [series("used", m("used_memory_bytes")), series("max", m("max_memory_bytes"))],
-        ),
+        chart("memory", "Memory used", "bytes", memory),
         chart("ops", "Commands per second", "per_s", [series("ops/s", m("ops_per_sec"))]),
         chart(
             "clients",
@@ -146,6 +151,7 @@ def server_trends(store: Store, since: float, now: float) -> list[dict[str, Any]
             "Replication lag",
             "seconds",
             [series("lag", m("replication_lag_seconds"))],
+            note="no replica attached, and not a replica",
         ),
     ]
 

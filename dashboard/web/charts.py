@@ -16,8 +16,8 @@ from typing import Any
 
 from dashboard.web.filters import human_bytes, number, percent
 
-WIDTH, HEIGHT = 640, 180
-LEFT, RIGHT, TOP, BOTTOM = 70, 12, 10, 24
+WIDTH, HEIGHT = 460, 190
+LEFT, RIGHT, TOP, BOTTOM = 74, 10, 12, 26
 GAP_FACTOR = 3.0  # a step this many times the usual one is a gap
 
 
