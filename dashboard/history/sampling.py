@@ -95,16 +95,17 @@ class Recorder:
         self.writer = writer
         self.settings = settings
         self.interval = float(settings.history_interval)
-        self._last: dict[str, float] = {}
+        self._last: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def due(self, section: str, as_of: float) -> bool:
-        """At most one sample per section per interval (a little slack for jitter)."""
+        """One sample per section per slot of ``interval`` seconds (slots are aligned to
+        the clock, so a watched section refreshing every 2 s does not drift ahead)."""
+        slot = int(as_of // self.interval)
         with self._lock:
-            last = self._last.get(section)
-            if last is not None and as_of - last < self.interval * 0.9:
+            if self._last.get(section, -1) >= slot:
                 return False
-            self._last[section] = as_of
+            self._last[section] = slot
             return True
 
     def __call__(self, section: str, data: Any, as_of: float | None) -> None:

@@ -43,9 +43,10 @@ class History:
         """Bumps with every write: views use it to tell a new picture of the history."""
         return self.writer.written
 
-    def status(self) -> dict[str, Any]:
-        """Where the history is kept and how it is doing (the pages and /metrics show it)."""
-        counts = queries.counts(self.store)
+    def status(self, counts: bool = True) -> dict[str, Any]:
+        """Where the history is kept and how it is doing (the pages and /metrics show it);
+        ``counts=False`` skips counting rows (``/metrics`` does not show them)."""
+        found = queries.counts(self.store) if counts else {}
         return {
             "enabled": True,
             "mode": self.store.mode,
@@ -56,12 +57,12 @@ class History:
             "max_bytes": self.retention.max_bytes,
             "retention_days": round(self.retention.max_age_s / 86400, 3),
             "interval_s": self.interval_s,
-            "scans": counts["scans"],
-            "series": counts["series"],
-            "samples": counts["samples"],
-            "first_sample": counts["first_sample"],
-            "last_sample": counts["last_sample"],
-            "first_scan": counts["first_scan"],
+            "scans": found.get("scans"),
+            "series": found.get("series"),
+            "samples": found.get("samples"),
+            "first_sample": found.get("first_sample"),
+            "last_sample": found.get("last_sample"),
+            "first_scan": found.get("first_scan"),
             "written": self.writer.written,
             "dropped": self.writer.dropped,
             "write_errors": self.writer.errors,

@@ -23,7 +23,7 @@ _counting = threading.Lock()
 
 def _status(target: AppState) -> dict[str, Any]:
     history = target.history
-    return disabled_status() if history is None else history.status()
+    return disabled_status() if history is None else history.status(counts=False)
 
 
 @bp.get("/metrics")
