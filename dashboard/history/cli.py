@@ -80,7 +80,7 @@ def _scan(settings: Any) -> dict[str, Any]:
     return {"scan": scan, "result": snap["result"], "audit": None}
 
 
-def _open(path: str, settings: Any, url: str) -> tuple[Store, str | None]:
+def _open(path: str, url: str) -> tuple[Store, str | None]:
     """The state file to write (or, when another process writes it, to read)."""
     store = Store(path, target="cli", url=url)
     if store.mode == "file":
@@ -89,10 +89,8 @@ def _open(path: str, settings: Any, url: str) -> tuple[Store, str | None]:
     store.close()
     try:
         return Store(path, read_only=True), why
-    except StoreUnavailable as exc:
-        if "no state file" in str(exc):
-            raise CliError(f"{why}") from exc
-        raise CliError(str(exc)) from exc
+    except StoreUnavailable as exc:  # no file to read either: say why it was not written
+        raise CliError(why if "no state file" in str(exc) else str(exc)) from exc
 
 
 def keyspace_compare(args: argparse.Namespace, names: list[str]) -> int:
@@ -106,7 +104,7 @@ def keyspace_compare(args: argparse.Namespace, names: list[str]) -> int:
     url = mask_url(settings.url)
     path = state_file(settings.state, False, name_from_url(settings.url), settings.url)
     picture = _scan(settings)
-    store, not_stored = _open(path, settings, url)
+    store, not_stored = _open(path, url)
     try:
         previous = queries.scans(store, limit=1)
         new_store = store
@@ -145,6 +143,8 @@ def keyspace_compare(args: argparse.Namespace, names: list[str]) -> int:
         "compare": diff,
         "exceeded": exceeded,
     }
+    if not_stored:
+        print(f"note: this scan is not stored: {not_stored}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
@@ -167,8 +167,6 @@ def compare_text(report: dict[str, Any]) -> str:
 
     diff = report["compare"]
     lines = []
-    if report["not_stored_because"]:
-        print(f"note: this scan is not stored: {report['not_stored_because']}", file=sys.stderr)
     if diff is None:
         lines.append(
             f"{report['url']}: no stored scan to compare with yet; this scan is the baseline "
