@@ -4,6 +4,7 @@ in-memory fallback (never a crash) for a damaged, unwritable, locked or newer fi
 import os
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -229,3 +230,27 @@ def test_state_path_is_a_file_or_a_folder(tmp_path):
     assert state_file(str(tmp_path / "dir"), False, "x", "redis://h") == str(
         tmp_path / "dir" / "x.sqlite"
     )
+
+
+def test_what_is_queued_is_written_when_the_process_exits(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "exit.sqlite"
+    code = f"""
+import time
+from dashboard.config import Settings
+from dashboard.history import History
+from dashboard.history.record import record_scan
+from tests.history_support import picture
+history = History(Settings().updated({{"state": {str(path)!r}}}))
+def slow(conn):
+    time.sleep(0.3)
+    record_scan(conn, picture("9-1", time.time(), {{"a": (1, 1, 0)}}))
+history.writer.submit(slow)
+"""  # exits right away: nothing closes the history but the exit hook
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)
+    store = Store(str(path))
+    assert [s["id"] for s in queries.scans(store)] == ["9-1"]
+    store.close()

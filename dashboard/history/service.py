@@ -3,8 +3,10 @@ and retention. Made beside the target's observer (``web.state.AppState``)."""
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from typing import Any
 
 from dashboard.history import queries
@@ -12,6 +14,15 @@ from dashboard.history.retention import Retention, apply
 from dashboard.history.sampling import Recorder
 from dashboard.history.store import Store
 from dashboard.history.writer import Writer
+
+_OPEN: weakref.WeakSet[History] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A dashboard stopping (SIGTERM to gunicorn) writes what is queued before it goes."""
+    for history in list(_OPEN):
+        history.close()
 
 
 class History:
@@ -26,6 +37,7 @@ class History:
         self._maintained = threading.Lock()
         self.writer = Writer(self.store, maintenance=self.maintain)
         self.recorder = Recorder(self.writer, settings)
+        _OPEN.add(self)
 
     def attach(self, observer: Any) -> None:
         """Record the observer's readings and scans from now on."""
@@ -71,6 +83,9 @@ class History:
         }
 
     def close(self) -> None:
+        if self not in _OPEN:
+            return
+        _OPEN.discard(self)
         self.writer.close()
         self.store.close()
 
