@@ -151,3 +151,21 @@ def test_metrics_documented(make_app, r, tmp_path):
         metric = name + "_total" if family.type == "counter" else name
         short = "_" + metric.split("_", 3)[-1]
         assert f"`{metric}`" in doc or short in doc, f"{metric} is not in docs/metrics.md"
+
+
+def test_a_broken_target_is_down_not_a_failed_scrape(redis_server, r, tmp_path):
+    from dashboard.targets import Target
+    from dashboard.web import create_app
+
+    targets = [Target("good", redis_server.url), Target("bad", "redis://:x@/nowhere?db=z")]
+    app = create_app({"state": str(tmp_path), "rescan_interval": 0}, targets=targets)
+    try:
+        response = app.test_client().get("/metrics")
+        assert response.status_code == 200
+        families = _families(response.get_data(as_text=True))
+        up = _by(families, "redis_dashboard_up", "target")
+        assert up["bad"] == 0
+        errors = _samples(families, "redis_dashboard_last_error")
+        assert any(s.labels["target"] == "bad" for s in errors)
+    finally:
+        app.extensions["redis_dashboard_fleet"].close()

@@ -286,6 +286,11 @@ def collect(
     """Add one target's metrics, read from its observer's picture (no Redis command)."""
     now = time.time() if now is None else now
     n = settings.metrics_top_n
+    if observer is None:  # no observer: the target's URL or client is broken
+        out.add("up", 0, target=target)
+        error = history_status.get("error") or "no observer"
+        out.add("last_error", 1, target=target, section="client", error=error[:MAX_ERROR_LABEL])
+        return
     _health(out, target, observer, now)
     picture, cycle = observer.scan_picture()
     _scan(out, target, picture, cycle, now, n)

@@ -26,6 +26,15 @@ def _status(target: AppState) -> dict[str, Any]:
     return disabled_status() if history is None else history.status(counts=False)
 
 
+def _target(target: AppState) -> tuple[str, Any, Any, dict[str, Any]]:
+    """One target's inputs; a target whose client cannot even be made (a bad URL) is
+    reported as down instead of failing the whole scrape."""
+    try:
+        return target.name, target.observer, target.settings, _status(target)
+    except Exception as exc:
+        return target.name, None, target.settings, {"enabled": False, "error": str(exc)}
+
+
 @bp.get("/metrics")
 def metrics() -> Any:
     if len(fleet()) > 1 and TARGET_ENVIRON not in request.environ:
@@ -35,7 +44,5 @@ def metrics() -> Any:
     with _counting:
         counter = current_app.extensions.setdefault("redis_dashboard_scrapes", itertools.count(1))
         scrapes = next(counter)
-    text = exposition(
-        ((t.name, t.observer, t.settings, _status(t)) for t in targets), scrapes=scrapes
-    )
+    text = exposition([_target(t) for t in targets], scrapes=scrapes)
     return Response(text, content_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
