@@ -116,6 +116,11 @@ def check_redis(settings: Settings) -> None:
 def cmd_keyspace(args: argparse.Namespace) -> int:
     from dashboard.inspect.keyspace.report import keyspace_report, keyspace_text
 
+    if getattr(args, "compare", False):  # docs/history.md
+        from dashboard.history.cli import keyspace_compare
+
+        return keyspace_compare(args, SCAN_SETTINGS)
+
     settings = settings_from(args, SCAN_SETTINGS)
     if len(urls_given(args)) > 1:
         raise CliError("keyspace scans one Redis: give --url once")
@@ -200,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text: a table for the terminal (default); json: the report of docs/scan.md",
     )
+    from dashboard.history.cli import add_compare_flags
+
+    add_compare_flags(keyspace)
     keyspace.set_defaults(run=cmd_keyspace)
 
     audit = sub.add_parser(

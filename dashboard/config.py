@@ -147,6 +147,28 @@ class Settings:
         "",
         "TOML file with audit thresholds and exemptions for the dashboard's audit (docs/rules.md)",
     )
+    state: str = _setting(
+        "",
+        "history state file (.sqlite/.sqlite3/.db) or directory (one <target>.sqlite each); "
+        "default $XDG_STATE_HOME/redis-dashboard/ (docs/history.md)",
+    )
+    no_state: bool = _setting(
+        False, "keep no history: no state file, no trends, no sampling while nobody watches"
+    )
+    history_interval: float = _setting(
+        60.0,
+        "seconds between history samples of server facts and live state (read even while "
+        "nobody watches, when history is on)",
+    )
+    history_retention_days: float = _setting(30.0, "days of history kept (older is deleted)")
+    history_max_mb: float = _setting(
+        64.0, "most MB one target's state file may take; the oldest history goes first"
+    )
+    metrics_top_n: int = _setting(
+        50,
+        "namespaces and stream groups with their own label on /metrics; the rest are summed "
+        "into one 'other' series",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +233,16 @@ class Settings:
             )
         if bool(self.username) != bool(self.password):
             raise SettingsError("set both username and password for basic auth, or neither")
+        if self.history_interval < 1:
+            raise SettingsError(
+                f"history_interval must be at least 1 s, got {self.history_interval}"
+            )
+        if self.history_retention_days <= 0:
+            raise SettingsError("history_retention_days must be positive")
+        if self.history_max_mb < 4:
+            raise SettingsError(f"history_max_mb must be at least 4, got {self.history_max_mb}")
+        if self.metrics_top_n < 1:
+            raise SettingsError(f"metrics_top_n must be at least 1, got {self.metrics_top_n}")
 
     @property
     def pool_connections(self) -> int:

@@ -25,6 +25,21 @@ def _start_server(extra_args: tuple[str, ...] = ()) -> EmbeddedRedis:
         pytest.skip(str(exc))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_home(tmp_path_factory):
+    """History state files (docs/history.md) go to a temporary XDG state home, never to
+    the user's ~/.local/state; ``serve`` subprocesses inherit it."""
+    import os
+
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state-home"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     """The suite's own redis-server (session-wide)."""
@@ -165,6 +180,7 @@ def live_server(redis_server):
                 time.sleep(0.05)
         raise RuntimeError("serve did not answer /healthz in time")
 
+    start.started = started  # the processes, for tests that restart the dashboard
     yield start
     for proc in started:
         proc.terminate()

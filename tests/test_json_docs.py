@@ -45,6 +45,10 @@ def _wait(web, path):
         "/stream.json?k=cw",
         "/pubsub.json?channel=x",
         "/playground.json",
+        "/history.json",
+        "/history/keyspace.json",
+        "/history/streams.json",
+        "/compare.json",
     ],
 )
 def test_top_level_fields_documented(web, r, path):

@@ -118,8 +118,13 @@ def demo_app(settings: Settings, target: DemoTarget, knobs: Knobs | None, traffi
 
 
 def demo_settings(base: Settings, target: DemoTarget) -> Settings:
-    """The dashboard's settings: the demo's Redis, writes as the target allows."""
-    return base.updated({"url": target.url, "allow_writes": target.writes})
+    """The dashboard's settings: the demo's Redis, writes as the target allows. The demo's
+    own Redis is new (on a new port) every run: its history is not kept unless
+    REDIS_DASHBOARD_STATE asks for it (docs/history.md)."""
+    values: dict[str, object] = {"url": target.url, "allow_writes": target.writes}
+    if target.owned and not base.state:
+        values["no_state"] = True
+    return base.updated(values)
 
 
 def with_generated_login(settings: Settings) -> Settings:

@@ -91,6 +91,14 @@ class Observer:
                 self.section(kind.name)
         self._thread = threading.Thread(target=self._loop, name=f"observer-{name}", daemon=True)
         if start:
+            self.start()
+
+    def start(self) -> None:
+        """Begin reading: the first scan, then the schedule. Made with ``start=False``,
+        an observer gets its listeners (history) before its first reading."""
+        with self._lock:
+            if self._thread.is_alive() or self._thread.ident is not None:
+                return
             self.keyspace.request("first scan at start")
             self._thread.start()
 
@@ -104,7 +112,10 @@ class Observer:
             self._guarded(name, lambda: kind.read(self, param)),
             period_s=kind.period(s),
             lease_s=s.watch_lease_s,
-            idle_period_s=None if kind.idle_period is None else kind.idle_period(s),
+            # only the unfiltered reading of a parameterized kind is sampled while idle
+            idle_period_s=None
+            if kind.idle_period is None or param not in (None, "*")
+            else kind.idle_period(s),
             describe=lambda exc: describe_error(kind.name, exc),
         )
 

@@ -218,13 +218,26 @@ def _live(settings: Any) -> float:
     return settings.live_refresh_s
 
 
-register(Kind("overview", lambda o, _p: read_overview(o.client), lambda s: s.server_refresh_s))
+def _sampled(settings: Any) -> float | None:
+    """Sampled for history while nobody watches, unless history is off (docs/history.md)."""
+    return None if getattr(settings, "no_state", True) else settings.history_interval
+
+
+register(
+    Kind(
+        "overview",
+        lambda o, _p: read_overview(o.client),
+        lambda s: s.server_refresh_s,
+        idle_period=_sampled,
+    )
+)
 for _name, _kind in LIVE_KEY_KINDS.items():
     register(
         Kind(
             _name,
             lambda o, _p, k=_kind: o.live_keys.read(o.client, k),
             _live,
+            idle_period=_sampled,
             expire=lambda o, k=_kind: o.live_keys.expire(k),
         )
     )
@@ -234,6 +247,7 @@ register(
         lambda o, p: o.stream_watch.read(p or "*"),
         _live,
         parameterized=True,
+        idle_period=_sampled,
         expire=lambda o: o.stream_watch.expire(),
     )
 )

@@ -62,6 +62,7 @@ class Section:
         self.reads = 0
         self._watched_until = 0.0
         self._next_due = 0.0
+        self._ended: float | None = None  # when the last refresh ended (monotonic)
         self.last_exception: BaseException | None = None
 
     # --- viewers -----------------------------------------------------------------------
@@ -72,6 +73,9 @@ class Section:
         with self._cond:
             cold = now >= self._watched_until
             self._watched_until = now + self.lease_s
+            if cold and self._ended is not None and not self.refreshing:
+                # sampled at the (slow) idle period until now: watched, the cadence applies
+                self._next_due = min(self._next_due, self._ended + self.period_s)
             return cold
 
     def watched(self) -> bool:
@@ -139,6 +143,7 @@ class Section:
     ) -> None:
         ended = self._monotonic()
         with self._cond:
+            self._ended = ended
             self.refreshing = False
             self.generation += 1
             self.reads += 1

@@ -30,7 +30,19 @@ log = logging.getLogger(__name__)
 
 def _blueprints() -> list[Any]:
     """Each view's ``bp`` and its navigation label (``NAV``), in menu order."""
-    from dashboard.web import audit, keyspace, keyview, live, overview, playground, pubsub, streams
+    from dashboard.web import (
+        audit,
+        compare,
+        history,
+        keyspace,
+        keyview,
+        live,
+        metrics,
+        overview,
+        playground,
+        pubsub,
+        streams,
+    )
 
     return [
         fleet_view,
@@ -43,6 +55,9 @@ def _blueprints() -> list[Any]:
         streams,
         pubsub,
         playground,
+        history,
+        compare,
+        metrics,
     ]
 
 
@@ -71,8 +86,18 @@ def create_app(
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
     )
+    several = len(targets) > 1
     states = [
-        AppState(settings.updated({"url": t.url, "allow_writes": t.allow_writes}), target=t)
+        AppState(
+            settings.updated(
+                {
+                    "url": t.url,
+                    "allow_writes": t.allow_writes,
+                    "state": _state_file(settings, t, several),
+                }
+            ),
+            target=t,
+        )
         for t in targets
     ]
     app.extensions["redis_dashboard_fleet"] = Fleet(states)
@@ -115,6 +140,13 @@ def _targets(settings: Settings) -> list[Target]:
     if settings.targets:
         return load_targets(settings.targets, allow_writes=settings.allow_writes)
     return from_urls([settings.url], settings.allow_writes)
+
+
+def _state_file(settings: Settings, target: Target, several: bool = False) -> str:
+    """The target's own state file (docs/history.md); "" with --no-state."""
+    from dashboard.history.paths import state_file
+
+    return state_file(settings.state, settings.no_state, target.name, target.url, several=several)
 
 
 def start_observer(app: Flask) -> Flask:

@@ -29,6 +29,7 @@ class AppState:
     extras: dict[str, Any] = field(default_factory=dict)
     _client: Any = None
     _observer: Any = None
+    _history: Any = None
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -56,13 +57,23 @@ class AppState:
                 if self._observer is None:
                     from dashboard.observer import Observer
 
-                    self._observer = Observer(
+                    observer = Observer(
                         self.client,
                         self.settings,
                         name=self.name,
                         audit_config=self._audit_config(),
+                        start=False,
                     )
+                    self._history = _open_history(self.settings, self.name, observer)
+                    observer.start()
+                    self._observer = observer
         return self._observer
+
+    @property
+    def history(self) -> Any:
+        """This target's state store (``dashboard.history.History``), None with --no-state."""
+        self.observer  # noqa: B018 - the store is made with the observer that feeds it
+        return self._history
 
     @property
     def name(self) -> str:
@@ -86,6 +97,9 @@ class AppState:
             if self._observer is not None:
                 self._observer.close()
                 self._observer = None
+            if self._history is not None:
+                self._history.close()
+                self._history = None
             if self._client is not None:
                 self._client.close()
                 self._client = None
@@ -120,3 +134,15 @@ def state() -> AppState:
     """The state of the target this request is for (``/t/<name>/...``; else the default)."""
     name = request.environ.get(TARGET_ENVIRON) if has_request_context() else None
     return fleet().get(name)
+
+
+def _open_history(settings: Settings, name: str, observer: Any) -> Any:
+    """The target's history, subscribed before the observer's first reading (None: off)."""
+    if settings.no_state:
+        return None
+    from dashboard.connection import mask_url
+    from dashboard.history import History
+
+    history = History(settings, target=name, url=mask_url(settings.url))
+    history.attach(observer)
+    return history

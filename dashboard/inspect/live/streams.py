@@ -91,9 +91,11 @@ class StreamFinder:
     def find(self, match: str = "*") -> dict[str, Any]:
         """Advance the sweep for ``match`` by one bounded round; what is known so far.
 
-        A concurrent caller does not scan twice: it gets the snapshot as it is.
+        A concurrent caller does not scan twice: it gets the snapshot as it is; unless
+        its ``match`` has never been swept (another glob holds the lock), then it waits
+        for its own first round rather than answer "no streams".
         """
-        if self._lock.acquire(blocking=False):
+        if self._lock.acquire(blocking=match not in self._state):
             try:
                 self._advance(match)
             finally:
