@@ -133,6 +133,11 @@ class Settings:
         "",
         "TOML file with audit thresholds and exemptions for the dashboard's audit (docs/rules.md)",
     )
+    browse_scan_keys: int = _setting(
+        20000,
+        "most keys SCAN examines for one page of the key browser (/keys); the page then "
+        "offers to continue where it stopped",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -170,6 +175,7 @@ class Settings:
             "max_namespaces",
             "live_max_keys",
             "live_scan_keys",
+            "browse_scan_keys",
         )
         for name in positive:
             if getattr(self, name) < 1:

@@ -27,7 +27,9 @@ from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Detectors
 from dashboard.inspect.live.state import KeySearch, read_live
 from dashboard.inspect.live.streams import LagHistory, StreamFinder, key_client, stream_summary
 from dashboard.inspect.nodes import node_clients
+from dashboard.inspect.server.clients import read_clients
 from dashboard.inspect.server.overview import server_overview
+from dashboard.inspect.server.tables import rates_for, read_commands, read_info, read_slowlog
 from dashboard.keyid import display_key
 from dashboard.patterns.pubsub import channels_state
 
@@ -238,3 +240,15 @@ register(
     )
 )
 register(Kind("pubsub", lambda o, p: read_pubsub(o.client, p or "*"), _live, parameterized=True))
+
+# The server's own tables (docs/server.md): read while their page or twin is watched.
+register(Kind("slowlog", lambda o, _p: read_slowlog(o.client), lambda s: s.server_refresh_s))
+register(Kind("clients", lambda o, _p: read_clients(o.client), lambda s: s.server_refresh_s))
+register(
+    Kind(
+        "commands",
+        lambda o, _p: read_commands(o.client, rates_for(o)),
+        lambda s: s.server_refresh_s,
+    )
+)
+register(Kind("info", lambda o, _p: read_info(o.client), lambda s: s.server_refresh_s))

@@ -27,19 +27,36 @@ log = logging.getLogger(__name__)
 
 def _blueprints() -> list[Any]:
     """Each view's ``bp`` and its navigation label (``NAV``), in menu order."""
-    from dashboard.web import audit, keyspace, keyview, live, overview, playground, pubsub, streams
+    from dashboard.web import (
+        audit,
+        bulk,
+        keys,
+        keyspace,
+        keyview,
+        live,
+        overview,
+        playground,
+        pubsub,
+        server,
+        streams,
+        writes,
+    )
 
     return [
         fleet_view,
         overview,
         keyspace,
+        keys,
         keyview,
         live.ratelimits,
         live.locks,
         audit,
         streams,
         pubsub,
+        server,
         playground,
+        bulk,
+        writes,
     ]
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from dashboard.connection import is_cluster
 from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, attempt, describe_error
 from dashboard.inspect.nodes import node_clients as _node_clients
-from dashboard.keyid import display_bytes, display_key, key_address
+from dashboard.keyid import display_bytes, display_key, key_address, parse_display
 from dashboard.patterns.streams import GroupState, StreamStateError, stream_state
 
 GROWING_WINDOW = 5  # samples: lag rose over all of them -> "growing"
@@ -297,29 +297,12 @@ def totals(streams: list[dict[str, Any]]) -> dict[str, Any]:
 ENTRY_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
 MAX_WINDOW = 500
 FIELDS_SHOWN = 20
-_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
 
 
 def raw_name(display: str) -> bytes:
-    """The bytes behind a :func:`display_key` text shown in full (``limit=None``).
-
-    Group and consumer names come to the pages as display text; actions need the
-    exact bytes back. The escaping is unambiguous, so this undoes it.
-    """
-    out = bytearray()
-    pos = 0
-    for match in _ESCAPE.finditer(display):
-        out += display[pos : match.start()].encode("utf-8")
-        code = match.group(1)
-        if code == "\\":
-            out += b"\\"
-        elif code[0] == "x":
-            out.append(int(code[1:], 16))
-        else:
-            out += chr(int(code[1:], 16)).encode("utf-8")
-        pos = match.end()
-    out += display[pos:].encode("utf-8")
-    return bytes(out)
+    """The bytes behind a group or consumer name shown as display text (actions need
+    the exact bytes back): :func:`dashboard.keyid.parse_display`."""
+    return parse_display(display)
 
 
 def check_id(value: str, what: str = "id") -> str:
