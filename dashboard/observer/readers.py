@@ -25,7 +25,8 @@ from dashboard.inspect.errors import (
 )
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Detectors
 from dashboard.inspect.live.state import KeySearch, read_live
-from dashboard.inspect.live.streams import LagHistory, StreamFinder, key_client, stream_summary
+from dashboard.inspect.live.streamread import read_streams
+from dashboard.inspect.live.streams import LagHistory, StreamFinder
 from dashboard.inspect.nodes import node_clients
 from dashboard.inspect.server.clients import read_clients
 from dashboard.inspect.server.overview import server_overview
@@ -84,12 +85,9 @@ class StreamWatch:
         assert self.finder is not None
         found = self.finder.find(match)
         dead_ms = self.settings.consumer_dead_ms
-        streams = []
-        for key, node in found["streams"]:
-            conn = key_client(self.client, key)
-            summary = stream_summary(conn, key, node=node, history=self.history, dead_ms=dead_ms)
-            if summary is not None:
-                streams.append(summary)
+        streams = read_streams(
+            self.client, found["streams"], history=self.history, dead_ms=dead_ms
+        )  # pipelined: two round trips per node and batch (inspect/live/streamread.py)
         streams.sort(key=lambda s: s["key"])
         discovery = {k: v for k, v in found.items() if k != "streams"}
         return {

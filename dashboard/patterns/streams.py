@@ -323,3 +323,8 @@ def _counted_lag(
     if len(entries) < limit:
         return len(entries), "xrange", False
     return len(entries), "xrange-lower-bound", True
+
+
+# Public names for readers that batch many streams (dashboard.inspect.live.streamread).
+group_lag = _lag
+entry_age_ms = _age_ms

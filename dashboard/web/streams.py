@@ -1,9 +1,12 @@
 """Streams (``/streams``, ``/stream?k=<address>``): consumer-group lag, live.
 
-The list refreshes every second (htmx fragment); each render samples every
-group's lag into the process's bounded history, which draws the sparklines and
-the "growing" flag. The detail page shows a bounded entries window (XRANGE with
-COUNT, paged) and a group's pending entries (XPENDING with COUNT, paged).
+The list is one table row per consumer group (and per stream without groups),
+sortable by lag, pending, oldest pending age, length, last entry age and memory
+(``?sort=&dir=``), 50 rows a page (``?page=``); it refreshes every second (htmx
+fragment) from the observer's streams reading, which samples every group's lag into
+a bounded history (the sparklines and the "growing" flag). The detail page shows a
+bounded entries window (XRANGE with COUNT, paged) and a group's pending entries
+(XPENDING with COUNT, paged).
 
 Actions (claim, ack, delete a consumer) are POSTs with the CSRF token and a
 confirmation step, and only with writes enabled; read-only they are refused.
@@ -35,6 +38,19 @@ bp = Blueprint("streams", __name__)
 NAV = ("Streams", "streams.index")
 
 SPARK_W, SPARK_H = 120, 24
+PAGE_ROWS = 50
+ROW_SORTS = {
+    "stream": (lambda r: (r["stream"], r["group"] or ""), False),
+    "lag": (lambda r: (r["lag"] is None, r["lag"] or 0), True),
+    "pending": (lambda r: (r["pending"] is None, r["pending"] or 0), True),
+    "oldest": (
+        lambda r: (r["oldest_pending_age_ms"] is None, r["oldest_pending_age_ms"] or 0),
+        True,
+    ),
+    "length": (lambda r: (r["length"] is None, r["length"] or 0), True),
+    "last": (lambda r: (r["last_age_ms"] is None, r["last_age_ms"] or 0), True),
+    "memory": (lambda r: (r["memory_bytes"] is None, r["memory_bytes"] or 0), True),
+}
 MAX_ACTION_IDS = 100
 MAX_MATCH = 1024  # a SCAN MATCH glob; long ones cost the server (and say nothing useful)
 ACTIONS = {
@@ -86,6 +102,60 @@ def _summary(key: bytes, node: str | None) -> dict[str, Any] | None:
     )
 
 
+def group_rows(streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per consumer group (a stream without groups is one row, group None)."""
+    rows = []
+    for s in streams:
+        base = {
+            "stream": s["key"], "id": s["id"], "node": s["node"], "error": s["error"],
+            "length": s.get("length"), "last_age_ms": s.get("last_age_ms"),
+            "memory_bytes": s.get("memory_bytes"), "trimmed": s.get("trimmed"),
+            "groups_in_stream": len(s["groups"]),
+        }  # fmt: skip
+        blank = dict.fromkeys(("group", "lag", "lag_source", "pending", "oldest_pending_age_ms",
+                               "oldest_pending_idle_ms", "consumers"))  # fmt: skip
+        if not s["groups"]:
+            rows.append({**base, **blank, "dead_consumers": 0, "lag_growing": False,
+                         "lag_is_lower_bound": False, "lag_history": []})  # fmt: skip
+        for g in s["groups"]:
+            rows.append(
+                {
+                    **base,
+                    "group": g["name"],
+                    **{k: g[k] for k in ("lag", "lag_source", "lag_is_lower_bound", "pending",
+                                         "oldest_pending_age_ms", "oldest_pending_idle_ms",
+                                         "consumers", "dead_consumers", "lag_growing",
+                                         "lag_history")},
+                }
+            )  # fmt: skip
+    return rows
+
+
+def _sorted_page(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    sort = request.args.get("sort") or "lag"
+    if sort not in ROW_SORTS:
+        abort(400, description=f"sort must be one of {', '.join(ROW_SORTS)}")
+    key, descending = ROW_SORTS[sort]
+    direction = request.args.get("dir") or ("desc" if descending else "asc")
+    if direction not in ("asc", "desc"):
+        abort(400, description="dir must be asc or desc")
+    ordered = sorted(rows, key=lambda r: (r["stream"], r["group"] or ""))
+    if direction == "desc":
+        nones = [r for r in ordered if key(r)[0]]  # unknown values last either way
+        ordered = sorted((r for r in ordered if not key(r)[0]), key=key, reverse=True) + nones
+    else:
+        ordered = sorted(ordered, key=key)
+    pages = max(1, -(-len(ordered) // PAGE_ROWS))
+    number = _int_arg("page", 1)
+    if not 1 <= number <= pages:
+        abort(404, description=f"page must be between 1 and {pages}")
+    start = (number - 1) * PAGE_ROWS
+    paging = {"sort": sort, "dir": direction, "page": number, "pages": pages,
+              "rows": len(ordered), "first": start + 1 if ordered else 0,
+              "last": min(start + PAGE_ROWS, len(ordered)), "per_page": PAGE_ROWS}  # fmt: skip
+    return ordered[start : start + PAGE_ROWS], paging
+
+
 @page(bp, "/streams")
 def index() -> Any:
     match = request.args.get("match") or "*"
@@ -102,6 +172,7 @@ def index() -> Any:
         "streams": streams,
         "freshness": freshness,
     }
+    data["rows"], data["paging"] = _sorted_page(group_rows(streams))
     return render("streams/index.html", data, sparkline=sparkline, version=version(freshness))
 
 

@@ -27,7 +27,7 @@ from dashboard.connection import is_cluster
 from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, attempt, describe_error
 from dashboard.inspect.nodes import node_clients as _node_clients
 from dashboard.keyid import display_bytes, display_key, key_address, parse_display
-from dashboard.patterns.streams import GroupState, StreamStateError, stream_state
+from dashboard.patterns.streams import GroupState, StreamState, StreamStateError, stream_state
 
 GROWING_WINDOW = 5  # samples: lag rose over all of them -> "growing"
 _PATTERNS_KEPT = 8  # match patterns whose sweep state is remembered
@@ -251,27 +251,53 @@ def stream_summary(
     client: Any, key: bytes, *, node: str | None, history: LagHistory, dead_ms: int
 ) -> dict[str, Any] | None:
     """One stream with its groups; None when the key is gone; ``error`` when unreadable."""
-    address = key_address(key)
-    base: dict[str, Any] = {"key": display_key(key), "id": address, "node": node, "error": None}
     try:
         state = stream_state(client, key)
     except CONNECTION_ERRORS:
         raise
     except StreamStateError as exc:
-        return {**base, "error": str(exc), "groups": []}
+        return summary_of(key, None, node=node, history=history, dead_ms=dead_ms, error=str(exc))
     except ERRORS as exc:
-        return {**base, "error": describe_error("XINFO", exc), "groups": []}
+        error = describe_error("XINFO", exc)
+        return summary_of(key, None, node=node, history=history, dead_ms=dead_ms, error=error)
     if not state.exists:
         return None
     memory = attempt("MEMORY USAGE", client.memory_usage, key)
+    return summary_of(
+        key,
+        state,
+        node=node,
+        history=history,
+        dead_ms=dead_ms,
+        memory=memory.get("data"),
+        memory_reason=None if memory["available"] else memory["reason"],
+    )
+
+
+def summary_of(
+    key: bytes,
+    state: StreamState | None,
+    *,
+    node: str | None,
+    history: LagHistory,
+    dead_ms: int,
+    error: str | None = None,
+    memory: int | None = None,
+    memory_reason: str | None = None,
+) -> dict[str, Any]:
+    """A stream as the pages show it, from its read state (None with an ``error``)."""
+    address = key_address(key)
+    base: dict[str, Any] = {"key": display_key(key), "id": address, "node": node, "error": error}
+    if state is None:
+        return {**base, "groups": []}
     removed = None if state.entries_added is None else state.entries_added - state.length
     fields = {k: v for k, v in asdict(state).items() if k not in ("groups", "stream", "exists")}
     groups = [_group(g, (address, g.name), history, dead_ms) for g in state.groups]
     return {
         **base,
         **fields,
-        "memory_bytes": memory.get("data"),
-        "memory_unavailable": None if memory["available"] else memory["reason"],
+        "memory_bytes": memory,
+        "memory_unavailable": memory_reason,
         "removed_entries": removed,
         "trimmed": None if removed is None else removed > 0,
         "groups": groups,
