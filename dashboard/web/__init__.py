@@ -164,7 +164,13 @@ def _install_error_pages(app: Flask) -> None:
         log.warning("Redis error on %s: %s", request.path, exc)
         return _error(502, "Redis answered with an error", str(exc))
 
-    for status, title in ((400, "Bad request"), (404, "Not found"), (405, "Not allowed")):
+    for status, title in (
+        (400, "Bad request"),
+        (403, "Refused"),
+        (404, "Not found"),
+        (405, "Not allowed"),
+        (409, "Conflict"),
+    ):
 
         def handler(exc: Any, status: int = status, title: str = title) -> Any:
             return _error(status, title, getattr(exc, "description", title))
