@@ -60,16 +60,23 @@ def test_bulk_ttl_fix_of_100k_keys(make_app, r):
     html = client.get("/audit").get_data(as_text=True)
     assert f"/bulk?rule=missing-ttl&amp;ns={NS}" in html
     token = csrf(client)
-    form = {"csrf_token": token, "rule": "missing-ttl", "ns": NS, "action": "expire",
-            "ttl": "3600", "spread": "10"}  # fmt: skip
+    form = {
+        "csrf_token": token,
+        "rule": "missing-ttl",
+        "ns": NS,
+        "action": "expire",
+        "ttl": "3600",
+        "spread": "10",
+    }
     dry = client.post("/bulk/dryrun.json", data=form).get_json()["job"]
     dry = _wait_job(client, dry["id"])
     assert dry["state"] == "done" and dry["would_change"] == n and dry["changed"] is None
     assert _no_ttl(r, "session:*")[0] == n  # a dry run writes nothing
     page = client.get(f"/bulk/job/{dry['id']}").get_data(as_text=True)
     assert "100,000" in page and 'id="apply"' in page
-    done = client.post("/bulk/apply.json", data={"csrf_token": token, "job": dry["id"],
-                                                 "confirm": "yes"}).get_json()["job"]  # fmt: skip
+    done = client.post(
+        "/bulk/apply.json", data={"csrf_token": token, "job": dry["id"], "confirm": "yes"}
+    ).get_json()["job"]
     done = _wait_job(client, done["id"])
     assert done["state"] == "done" and done["changed"] == n and done["skipped"] == 0
     # throttled: every step took at most one scan batch of keys
@@ -99,8 +106,9 @@ def test_read_only_refuses_the_apply_and_writes_nothing(make_app, r):
     page = client.get(f"/bulk/job/{dry['id']}").get_data(as_text=True)
     assert 'id="apply-unavailable"' in page and "--allow-writes" in page
     before = writes_seen(r)
-    answer = client.post("/bulk/apply.json", data={"csrf_token": token, "job": dry["id"],
-                                                   "confirm": "yes"})  # fmt: skip
+    answer = client.post(
+        "/bulk/apply.json", data={"csrf_token": token, "job": dry["id"], "confirm": "yes"}
+    )
     assert answer.status_code == 403 and "--allow-writes" in answer.get_json()["message"]
     time.sleep(0.5)  # nothing may still be running either
     assert writes_seen(r) == before
@@ -112,8 +120,12 @@ def test_apply_needs_a_finished_dry_run_and_the_confirmation(make_app, r):
     _plant(r, 10)
     client = make_app(allow_writes=True, rescan_interval=0).test_client()
     token = csrf(client)
-    assert client.post("/bulk/apply.json", data={"csrf_token": token, "job": "nope",
-                                                 "confirm": "yes"}).status_code == 404  # fmt: skip
+    assert (
+        client.post(
+            "/bulk/apply.json", data={"csrf_token": token, "job": "nope", "confirm": "yes"}
+        ).status_code
+        == 404
+    )
     form = {"csrf_token": token, "rule": "missing-ttl", "ns": NS, "ttl": "60"}
     dry = _wait_job(client, client.post("/bulk/dryrun.json", data=form).get_json()["job"]["id"])
     unconfirmed = client.post("/bulk/apply.json", data={"csrf_token": token, "job": dry["id"]})

@@ -76,7 +76,8 @@ def test_html_confirmation_then_redirect(make_app, r):
     client = make_app(allow_writes=True).test_client()
     token = csrf(client)
     r.set("user:1", "v")
-    page = client.post("/key/action", data={"csrf_token": token, "name": "user:1",
-                                             "action": "delete"})  # fmt: skip
+    page = client.post(
+        "/key/action", data={"csrf_token": token, "name": "user:1", "action": "delete"}
+    )
     text = page.get_data(as_text=True)
     assert 'id="confirm-summary"' in text and "UNLINK" in text and r.exists("user:1")

@@ -62,8 +62,16 @@ def test_which_names_are_readable():
     assert readable_name(b"user:42:profile") == "user:42:profile"
     assert readable_name(b"caf\xc3\xa9:1") == "café:1"
     assert readable_name(b"x//y") == "x//y"
-    for key in (b"\xff\xfe", b"tab\tx", b"a/./b", b"../etc", b"/lead", b"", b"k" * 1025,
-                b"\xe2\x80\xaeRTL"):  # fmt: skip
+    for key in (
+        b"\xff\xfe",
+        b"tab\tx",
+        b"a/./b",
+        b"../etc",
+        b"/lead",
+        b"",
+        b"k" * 1025,
+        b"\xe2\x80\xaeRTL",
+    ):
         assert readable_name(key) is None, key
 
 

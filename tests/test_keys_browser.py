@@ -93,8 +93,15 @@ def test_other_database(make_app, redis_server, r):
 
 
 def test_bad_input_is_a_clear_400(web, r):
-    for query in ("cursor=abc", "cursor=1;2", "limit=0", "limit=5000", "type=<b>", "scope=x",
-                  "match=" + "a" * 2000):  # fmt: skip
+    for query in (
+        "cursor=abc",
+        "cursor=1;2",
+        "limit=0",
+        "limit=5000",
+        "type=<b>",
+        "scope=x",
+        "match=" + "a" * 2000,
+    ):
         answer = web.get(f"/keys.json?{query}")
         assert answer.status_code == 400, query
         assert answer.get_json()["message"]

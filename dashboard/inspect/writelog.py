@@ -61,9 +61,17 @@ class WriteLog:
         now = time.time()
         with self._lock:
             entry = WriteRecord(
-                next(self._ids), now, who, target, action, subject, dict(detail or {}),
-                outcome, ok, now if ok is not None else None,
-            )  # fmt: skip
+                next(self._ids),
+                now,
+                who,
+                target,
+                action,
+                subject,
+                dict(detail or {}),
+                outcome,
+                ok,
+                now if ok is not None else None,
+            )
             self._records.append(entry)
         _emit("done" if ok is not None else "started", entry)
         return entry

@@ -98,9 +98,15 @@ def _groups(report: dict[str, Any] | None, delimiter: bytes) -> list[dict[str, A
         groups = by_severity.setdefault(finding["severity"], {})
         group = groups.setdefault(
             rule.id,
-            {"rule": rule.id, "title": rule.title, "severity": finding["severity"],
-             "why": rule.why, "fix": rule.fix, "findings": []},
-        )  # fmt: skip
+            {
+                "rule": rule.id,
+                "title": rule.title,
+                "severity": finding["severity"],
+                "why": rule.why,
+                "fix": rule.fix,
+                "findings": [],
+            },
+        )
         group["findings"].append(
             {
                 **finding,
@@ -119,11 +125,14 @@ def _groups(report: dict[str, Any] | None, delimiter: bytes) -> list[dict[str, A
             group["anchor"] = f"rule-{rule_id}" if plain else f"rule-{rule_id}-{severity}"
             seen.add(rule_id)
     return [
-        {"severity": severity, "rules": list(groups.values()),
-         "count": sum(len(g["findings"]) for g in groups.values())}
+        {
+            "severity": severity,
+            "rules": list(groups.values()),
+            "count": sum(len(g["findings"]) for g in groups.values()),
+        }
         for severity, groups in by_severity.items()
         if groups
-    ]  # fmt: skip
+    ]
 
 
 @page(bp, "/audit")

@@ -160,8 +160,15 @@ def apply() -> Any:
     if request.form.get("confirm") != "yes":
         abort(400, description="confirm=yes is required: the confirmation names what will change")
     s = state().settings
-    job = BulkJob(dry.selector, dry.action, True, _options(), s.scan_throttle_ms, writes.who(),
-                  dry_run_of=dry.id)  # fmt: skip
+    job = BulkJob(
+        dry.selector,
+        dry.action,
+        True,
+        _options(),
+        s.scan_throttle_ms,
+        writes.who(),
+        dry_run_of=dry.id,
+    )
     entry = writes.started(
         f"bulk {dry.action.kind}",
         f"{dry.selector.describe()}",

@@ -102,9 +102,12 @@ def _show(key: bytes) -> Any:
         db=db,
         name=name,
         cli=redis_cli_arg(key),
-        actions={"available": state().settings.allow_writes, "reason": READ_ONLY_REASON
-                 if not state().settings.allow_writes else None, "kinds": list(ACTIONS)},
-    )  # fmt: skip
+        actions={
+            "available": state().settings.allow_writes,
+            "reason": READ_ONLY_REASON if not state().settings.allow_writes else None,
+            "kinds": list(ACTIONS),
+        },
+    )
     if not wants_json():
         data["messages"] = get_flashed_messages()
     args = {k: v for k, v in request.args.items() if k not in ("k", "name", "db")}

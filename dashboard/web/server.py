@@ -20,8 +20,7 @@ from dashboard.web.state import state
 
 bp = Blueprint("server", __name__)
 NAV = ("Server", "server.info")
-TABS = (("info", "INFO"), ("slowlog", "Slow log"), ("clients", "Clients"),
-        ("commands", "Commands"))  # fmt: skip
+TABS = (("info", "INFO"), ("slowlog", "Slow log"), ("clients", "Clients"), ("commands", "Commands"))
 COMMAND_SORTS = {
     "usec": lambda r: -(r["usec"] or 0),
     "calls": lambda r: -(r["calls"] or 0),
@@ -93,8 +92,9 @@ def info() -> Any:
         names = list(dict.fromkeys(s for n in nodes.values() for s in n))
         if section and section not in names:
             abort(404, description=f"INFO has no section {section!r} (it has {', '.join(names)})")
-        shown = {a: {s: v for s, v in n.items() if not section or s == section}
-                 for a, n in nodes.items()}  # fmt: skip
+        shown = {
+            a: {s: v for s, v in n.items() if not section or s == section} for a, n in nodes.items()
+        }
         first = next(iter(nodes.values()), {})
         current = current_db(state().client)
         return {

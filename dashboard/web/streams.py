@@ -29,7 +29,8 @@ from dashboard.inspect.live.streams import (
     stream_summary,
     totals,
 )
-from dashboard.keyid import UnknownKeyRef, display_key, resolve_address
+from dashboard.keyid import UnknownKeyRef, display_key, redis_cli_arg, resolve_address
+from dashboard.web import writes
 from dashboard.web.pages import page, render, wants_json
 from dashboard.web.picture import reading, version
 from dashboard.web.state import state
@@ -107,27 +108,60 @@ def group_rows(streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for s in streams:
         base = {
-            "stream": s["key"], "id": s["id"], "node": s["node"], "error": s["error"],
-            "length": s.get("length"), "last_age_ms": s.get("last_age_ms"),
-            "memory_bytes": s.get("memory_bytes"), "trimmed": s.get("trimmed"),
+            "stream": s["key"],
+            "id": s["id"],
+            "node": s["node"],
+            "error": s["error"],
+            "length": s.get("length"),
+            "last_age_ms": s.get("last_age_ms"),
+            "memory_bytes": s.get("memory_bytes"),
+            "trimmed": s.get("trimmed"),
             "groups_in_stream": len(s["groups"]),
-        }  # fmt: skip
-        blank = dict.fromkeys(("group", "lag", "lag_source", "pending", "oldest_pending_age_ms",
-                               "oldest_pending_idle_ms", "consumers"))  # fmt: skip
+        }
+        blank = dict.fromkeys(
+            (
+                "group",
+                "lag",
+                "lag_source",
+                "pending",
+                "oldest_pending_age_ms",
+                "oldest_pending_idle_ms",
+                "consumers",
+            )
+        )
         if not s["groups"]:
-            rows.append({**base, **blank, "dead_consumers": 0, "lag_growing": False,
-                         "lag_is_lower_bound": False, "lag_history": []})  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    **blank,
+                    "dead_consumers": 0,
+                    "lag_growing": False,
+                    "lag_is_lower_bound": False,
+                    "lag_history": [],
+                }
+            )
         for g in s["groups"]:
             rows.append(
                 {
                     **base,
                     "group": g["name"],
-                    **{k: g[k] for k in ("lag", "lag_source", "lag_is_lower_bound", "pending",
-                                         "oldest_pending_age_ms", "oldest_pending_idle_ms",
-                                         "consumers", "dead_consumers", "lag_growing",
-                                         "lag_history")},
+                    **{
+                        k: g[k]
+                        for k in (
+                            "lag",
+                            "lag_source",
+                            "lag_is_lower_bound",
+                            "pending",
+                            "oldest_pending_age_ms",
+                            "oldest_pending_idle_ms",
+                            "consumers",
+                            "dead_consumers",
+                            "lag_growing",
+                            "lag_history",
+                        )
+                    },
                 }
-            )  # fmt: skip
+            )
     return rows
 
 
@@ -150,9 +184,16 @@ def _sorted_page(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict
     if not 1 <= number <= pages:
         abort(404, description=f"page must be between 1 and {pages}")
     start = (number - 1) * PAGE_ROWS
-    paging = {"sort": sort, "dir": direction, "page": number, "pages": pages,
-              "rows": len(ordered), "first": start + 1 if ordered else 0,
-              "last": min(start + PAGE_ROWS, len(ordered)), "per_page": PAGE_ROWS}  # fmt: skip
+    paging = {
+        "sort": sort,
+        "dir": direction,
+        "page": number,
+        "pages": pages,
+        "rows": len(ordered),
+        "first": start + 1 if ordered else 0,
+        "last": min(start + PAGE_ROWS, len(ordered)),
+        "per_page": PAGE_ROWS,
+    }
     return ordered[start : start + PAGE_ROWS], paging
 
 
@@ -305,6 +346,11 @@ def _describe(req: dict[str, Any]) -> str:
     )
 
 
+def target_detail(req: dict[str, Any]) -> dict[str, Any]:
+    """What the write log keeps of a stream action (entry ids, consumer)."""
+    return {"ids": req["ids"][:20], "id_count": len(req["ids"]), "consumer": req["consumer"]}
+
+
 def _perform(req: dict[str, Any]) -> str:
     client = key_client(state().client, req["key"])
     key, group = req["key"], raw_name(req["group"])
@@ -342,7 +388,13 @@ def action() -> Any:
     if request.form.get("confirm") != "yes":
         data = {"confirm_required": True, "summary": summary, "target": target}
         return render("streams/confirm.html", data)
-    result = _perform(req)
+    subject = f"{redis_cli_arg(req['key'])} group {req['group']}"
+    try:
+        result = _perform(req)
+    except Exception as exc:
+        writes.record(ACTIONS[req["action"]], subject, target_detail(req), str(exc), False)
+        raise
+    writes.record(ACTIONS[req["action"]], subject, target_detail(req), result, True)
     if wants_json():
         return render("streams/confirm.html", {"done": True, "result": result, "target": target})
     flash(result)

@@ -48,8 +48,12 @@ RULE_ACTIONS = {
     "big-string": ("expire", "unlink"),
     "big-collection": ("expire", "unlink"),
 }
-_COLLECTION_LIMITS = {"hash": "max_hash_fields", "set": "max_set_members",
-                      "zset": "max_zset_members", "list": "max_list_elements"}  # fmt: skip
+_COLLECTION_LIMITS = {
+    "hash": "max_hash_fields",
+    "set": "max_set_members",
+    "zset": "max_zset_members",
+    "list": "max_list_elements",
+}
 MAX_SPREAD_PCT = 50
 EXAMPLES = 10
 JOBS_KEPT = 20

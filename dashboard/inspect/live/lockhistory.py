@@ -22,8 +22,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-_COUNTERS = ("attempts", "failures", "waits", "wait_ms_total", "releases", "hold_ms_total",
-             "expired")  # fmt: skip
+_COUNTERS = (
+    "attempts",
+    "failures",
+    "waits",
+    "wait_ms_total",
+    "releases",
+    "hold_ms_total",
+    "expired",
+)
 RESOURCES_SHOWN = 50
 
 
@@ -97,10 +104,20 @@ class LockHistory:
         self.last_activity = at
         total = self._totals.setdefault(
             ident,
-            {"resource": now_.get("resource"), "key": now_.get("key"), "id": now_.get("id"),
-             "layout": now_.get("layout"), "acquired": 0, "contended": 0, "waits": 0,
-             "wait_ms": 0, "releases": 0, "hold_ms": 0, "last_at": at},
-        )  # fmt: skip
+            {
+                "resource": now_.get("resource"),
+                "key": now_.get("key"),
+                "id": now_.get("id"),
+                "layout": now_.get("layout"),
+                "acquired": 0,
+                "contended": 0,
+                "waits": 0,
+                "wait_ms": 0,
+                "releases": 0,
+                "hold_ms": 0,
+                "last_at": at,
+            },
+        )
         total["acquired"] += acquired
         total["contended"] += deltas["failures"]
         total["waits"] += deltas["waits"]
@@ -125,10 +142,17 @@ class LockHistory:
 
     def _event(self, at: float, entry: dict, kind: str, count: int, **extra: Any) -> None:
         self._events.append(
-            {"at": round(at, 3), "kind": kind, "count": count, "resource": entry.get("resource"),
-             "key": entry.get("key"), "id": entry.get("id"), "layout": entry.get("layout"),
-             **extra}
-        )  # fmt: skip
+            {
+                "at": round(at, 3),
+                "kind": kind,
+                "count": count,
+                "resource": entry.get("resource"),
+                "key": entry.get("key"),
+                "id": entry.get("id"),
+                "layout": entry.get("layout"),
+                **extra,
+            }
+        )
 
     def active(self, within_s: float = 60.0) -> bool:
         """Whether anything happened recently (or, with one reading of some locks, whether

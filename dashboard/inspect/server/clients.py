@@ -19,8 +19,15 @@ TOP_CLIENTS = 50
 GROUP_ROWS = 100
 DIMENSIONS = {"name": "name", "addr": "host", "cmd": "cmd", "user": "user", "lib": "lib"}
 _INTS = ("id", "age", "idle", "db", "sub", "psub", "ssub", "qbuf", "omem", "tot-mem", "oll")
-_FLAGS = {"S": "replica", "M": "primary", "P": "pub/sub", "b": "blocked", "x": "in MULTI",
-          "t": "tracking", "N": "normal"}  # fmt: skip
+_FLAGS = {
+    "S": "replica",
+    "M": "primary",
+    "P": "pub/sub",
+    "b": "blocked",
+    "x": "in MULTI",
+    "t": "tracking",
+    "N": "normal",
+}
 OWN_NAME = "redis-dashboard"
 
 
@@ -72,10 +79,18 @@ def _groups(clients: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
         g = groups.get(value)
         if g is None:
             g = groups[value] = {
-                "value": value, "clients": 0, "idle_max": 0, "idle_min": None,
-                "age_max": 0, "omem": 0, "qbuf": 0, "tot_mem": 0, "blocked": 0,
-                "pubsub": 0, "own": True,
-            }  # fmt: skip
+                "value": value,
+                "clients": 0,
+                "idle_max": 0,
+                "idle_min": None,
+                "age_max": 0,
+                "omem": 0,
+                "qbuf": 0,
+                "tot_mem": 0,
+                "blocked": 0,
+                "pubsub": 0,
+                "own": True,
+            }
         g["clients"] += 1
         idle = c["idle"] or 0
         g["idle_max"] = max(g["idle_max"], idle)
