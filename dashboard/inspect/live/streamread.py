@@ -23,11 +23,11 @@ from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
 from dashboard.inspect.live.streams import LagHistory, key_client, summary_of
 from dashboard.keyid import display_key
 from dashboard.patterns.streams import (
-    ConsumerState,
     GroupState,
     StreamState,
-    entry_age_ms,
+    group_from_replies,
     group_lag,
+    stream_base,
 )
 
 BATCH = 100  # streams per pipeline
@@ -43,71 +43,22 @@ def _sid(value: Any) -> str | None:
     return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
-def _entry_id(entry: Any) -> str | None:
-    return None if not entry else _sid(entry[0])
-
-
-def _stream_base(key: bytes, info: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    first_id, last_id = _entry_id(info.get("first-entry")), _entry_id(info.get("last-entry"))
-    return {
-        "stream": display_key(key, limit=None),
-        "exists": True,
-        "length": int(info.get("length", 0)),
-        "first_id": first_id,
-        "last_id": last_id,
-        "first_age_ms": entry_age_ms(first_id, now_ms),
-        "last_age_ms": entry_age_ms(last_id, now_ms),
-        "last_generated_id": _sid(info.get("last-generated-id")),
-        "entries_added": info.get("entries-added"),
-        "max_deleted_id": _sid(info.get("max-deleted-entry-id")),
-    }
-
-
 def _group_state(
     raw: dict[str, Any], base: dict[str, Any], now_ms: int, replies: dict[str, Any]
 ) -> GroupState:
-    last_delivered = _sid(raw["last-delivered-id"]) or "0-0"
-    entries_read = raw.get("entries-read")
-    lag, source, lower = group_lag(raw.get("lag"), last_delivered, base)
+    position = _sid(raw["last-delivered-id"]) or "0-0"
+    lag = group_lag(raw.get("lag"), position, base)
     counted = replies.get("xrange")
-    if source == "xrange":
+    if lag[1] == "xrange":
         if isinstance(counted, list):
             lower = len(counted) >= LAG_SCAN_LIMIT
-            lag, source = len(counted), "xrange-lower-bound" if lower else "xrange"
+            lag = (len(counted), "xrange-lower-bound" if lower else "xrange", lower)
         else:
-            lag, source = None, "none"
-    added = base["entries_added"]
+            lag = (None, "none", False)
     rows = replies.get("pending") if isinstance(replies.get("pending"), list) else []
     consumers = replies.get("consumers") if isinstance(replies.get("consumers"), list) else []
     oldest = _sid(rows[0]["message_id"]) if rows else None
-    return GroupState(
-        name=display_key(raw["name"], limit=None),
-        consumers=int(raw.get("consumers", 0)),
-        pending=int(raw.get("pending", 0)),
-        last_delivered_id=last_delivered,
-        entries_read=entries_read,
-        lag=lag,
-        lag_source=source,
-        lag_is_lower_bound=lower,
-        lag_upper_bound=added - entries_read
-        if added is not None and entries_read is not None
-        else None,
-        oldest_pending_id=oldest,
-        oldest_pending_age_ms=entry_age_ms(oldest, now_ms),
-        oldest_pending_idle_ms=max((int(r["time_since_delivered"]) for r in rows), default=None),
-        max_delivery_count=max((int(r["times_delivered"]) for r in rows), default=None),
-        pending_sampled=len(rows),
-        consumer_list=[
-            ConsumerState(
-                name=display_key(c["name"], limit=None),
-                pending=int(c.get("pending", 0)),
-                idle_ms=int(c.get("idle", 0)),
-                inactive_ms=None if c.get("inactive") is None else int(c["inactive"]),
-            )
-            for c in consumers[:MAX_CONSUMERS]
-        ],
-        consumers_truncated=len(consumers) > MAX_CONSUMERS,
-    )
+    return group_from_replies(raw, base, now_ms, lag, oldest, rows, consumers, MAX_CONSUMERS)
 
 
 def _batch(conn: Any, keys: list[tuple[bytes, str | None]]) -> list[tuple[bytes, Any]]:
@@ -133,7 +84,7 @@ def _batch(conn: Any, keys: list[tuple[bytes, str | None]]) -> list[tuple[bytes,
             entry["error"] = None if gone else describe_error("XINFO STREAM", info)
             entry["gone"] = gone
             continue
-        entry["base"] = _stream_base(key, info, now_ms)
+        entry["base"] = stream_base(display_key(key, limit=None), info, now_ms)
         groups = groups if isinstance(groups, list) else []
         entry["truncated"] = len(groups) > MAX_GROUPS
         for g, raw in enumerate(groups[:MAX_GROUPS]):
