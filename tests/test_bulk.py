@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 from observer_support import observer_of
-from write_support import csrf, writes_seen
+from write_support import csrf, wait_job, writes_seen
 
 from dashboard.inspect.audit import load_config
 from dashboard.inspect.keyspace.bulk import BulkAction, BulkError, BulkJob, Selector
@@ -26,16 +26,6 @@ def _plant(r, n):
     pipe.set("other:1", "v")  # another namespace: never touched
     pipe.set("lock:{job}:fence", "7")  # a lock's fencing counter must never expire
     pipe.execute()
-
-
-def _wait_job(client, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/bulk/job/{job_id}.json").get_json()["job"]
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def _finding(client, rule, subject):
@@ -69,7 +59,7 @@ def test_bulk_ttl_fix_of_100k_keys(make_app, r):
         "spread": "10",
     }
     dry = client.post("/bulk/dryrun.json", data=form).get_json()["job"]
-    dry = _wait_job(client, dry["id"])
+    dry = wait_job(client, dry["id"])
     assert dry["state"] == "done" and dry["would_change"] == n and dry["changed"] is None
     assert _no_ttl(r, "session:*")[0] == n  # a dry run writes nothing
     page = client.get(f"/bulk/job/{dry['id']}").get_data(as_text=True)
@@ -77,7 +67,7 @@ def test_bulk_ttl_fix_of_100k_keys(make_app, r):
     done = client.post(
         "/bulk/apply.json", data={"csrf_token": token, "job": dry["id"], "confirm": "yes"}
     ).get_json()["job"]
-    done = _wait_job(client, done["id"])
+    done = wait_job(client, done["id"])
     assert done["state"] == "done" and done["changed"] == n and done["skipped"] == 0
     # throttled: every step took at most one scan batch of keys
     assert done["max_step_keys"] <= 1000 and done["steps"] >= n // 1000
@@ -101,7 +91,7 @@ def test_read_only_refuses_the_apply_and_writes_nothing(make_app, r):
     client = make_app(rescan_interval=0).test_client()
     token = csrf(client)
     form = {"csrf_token": token, "rule": "missing-ttl", "ns": NS, "action": "expire", "ttl": "60"}
-    dry = _wait_job(client, client.post("/bulk/dryrun.json", data=form).get_json()["job"]["id"])
+    dry = wait_job(client, client.post("/bulk/dryrun.json", data=form).get_json()["job"]["id"])
     assert dry["would_change"] == 2000  # counting is a read: allowed read-only
     page = client.get(f"/bulk/job/{dry['id']}").get_data(as_text=True)
     assert 'id="apply-unavailable"' in page and "--allow-writes" in page
@@ -127,7 +117,7 @@ def test_apply_needs_a_finished_dry_run_and_the_confirmation(make_app, r):
         == 404
     )
     form = {"csrf_token": token, "rule": "missing-ttl", "ns": NS, "ttl": "60"}
-    dry = _wait_job(client, client.post("/bulk/dryrun.json", data=form).get_json()["job"]["id"])
+    dry = wait_job(client, client.post("/bulk/dryrun.json", data=form).get_json()["job"]["id"])
     unconfirmed = client.post("/bulk/apply.json", data={"csrf_token": token, "job": dry["id"]})
     assert unconfirmed.status_code == 400 and _no_ttl(r, "session:*")[0] == 10
     no_csrf = client.post("/bulk/apply.json", data={"job": dry["id"], "confirm": "yes"})

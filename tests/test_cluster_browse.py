@@ -1,11 +1,10 @@
 """The key browser, bulk fixes, server tables and streams on a real two-node cluster."""
 
-import time
-
-from dashboard.keyid import encode_key
 from observer_support import observer_of
 from test_server_facts import start_cluster
-from write_support import csrf
+from write_support import csrf, wait_job
+
+from dashboard.keyid import encode_key
 
 
 def test_cluster_browse_bulk_tables_and_streams(private_server, make_app):
@@ -53,23 +52,14 @@ def test_cluster_browse_bulk_tables_and_streams(private_server, make_app):
             "ns": encode_key(b"session"),
             "ttl": "600",
         }
-        dry = _wait(web, web.post("/bulk/dryrun.json", data=form).get_json()["job"]["id"])
+        dry = wait_job(web, web.post("/bulk/dryrun.json", data=form).get_json()["job"]["id"])
         assert dry["would_change"] == 400
         job = web.post(
             "/bulk/apply.json", data={"csrf_token": token, "job": dry["id"], "confirm": "yes"}
         ).get_json()["job"]
-        done = _wait(web, job["id"])
+        done = wait_job(web, job["id"])
         assert done["state"] == "done" and done["changed"] == 400
         assert all(0 < cluster.ttl(f"session:{i}") <= 600 for i in range(400))
         assert cluster.ttl("user:1:profile") == -1
     finally:
         cluster.close()
-
-
-def _wait(web, job_id):
-    for _ in range(600):
-        job = web.get(f"/bulk/job/{job_id}.json").get_json()["job"]
-        if job["state"] not in ("queued", "running"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError("bulk job did not finish")

@@ -19,15 +19,13 @@ from typing import Any
 from flask import Blueprint, abort, flash, get_flashed_messages, redirect, request, url_for
 
 from dashboard.connection import is_cluster
-from dashboard.inspect.live.streams import (
-    LagHistory,
+from dashboard.inspect.live.streams import LagHistory, key_client, stream_summary, totals
+from dashboard.inspect.live.streamtable import SORTS, group_rows, page_of, sort_rows
+from dashboard.inspect.live.streamwindows import (
     check_id,
     entries_window,
-    key_client,
     pending_window,
     raw_name,
-    stream_summary,
-    totals,
 )
 from dashboard.keyid import UnknownKeyRef, display_key, redis_cli_arg, resolve_address
 from dashboard.web import writes
@@ -39,19 +37,6 @@ bp = Blueprint("streams", __name__)
 NAV = ("Streams", "streams.index")
 
 SPARK_W, SPARK_H = 120, 24
-PAGE_ROWS = 50
-ROW_SORTS = {
-    "stream": (lambda r: (r["stream"], r["group"] or ""), False),
-    "lag": (lambda r: (r["lag"] is None, r["lag"] or 0), True),
-    "pending": (lambda r: (r["pending"] is None, r["pending"] or 0), True),
-    "oldest": (
-        lambda r: (r["oldest_pending_age_ms"] is None, r["oldest_pending_age_ms"] or 0),
-        True,
-    ),
-    "length": (lambda r: (r["length"] is None, r["length"] or 0), True),
-    "last": (lambda r: (r["last_age_ms"] is None, r["last_age_ms"] or 0), True),
-    "memory": (lambda r: (r["memory_bytes"] is None, r["memory_bytes"] or 0), True),
-}
 MAX_ACTION_IDS = 100
 MAX_MATCH = 1024  # a SCAN MATCH glob; long ones cost the server (and say nothing useful)
 ACTIONS = {
@@ -103,98 +88,19 @@ def _summary(key: bytes, node: str | None) -> dict[str, Any] | None:
     )
 
 
-def group_rows(streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per consumer group (a stream without groups is one row, group None)."""
-    rows = []
-    for s in streams:
-        base = {
-            "stream": s["key"],
-            "id": s["id"],
-            "node": s["node"],
-            "error": s["error"],
-            "length": s.get("length"),
-            "last_age_ms": s.get("last_age_ms"),
-            "memory_bytes": s.get("memory_bytes"),
-            "trimmed": s.get("trimmed"),
-            "groups_in_stream": len(s["groups"]),
-        }
-        blank = dict.fromkeys(
-            (
-                "group",
-                "lag",
-                "lag_source",
-                "pending",
-                "oldest_pending_age_ms",
-                "oldest_pending_idle_ms",
-                "consumers",
-            )
-        )
-        if not s["groups"]:
-            rows.append(
-                {
-                    **base,
-                    **blank,
-                    "dead_consumers": 0,
-                    "lag_growing": False,
-                    "lag_is_lower_bound": False,
-                    "lag_history": [],
-                }
-            )
-        for g in s["groups"]:
-            rows.append(
-                {
-                    **base,
-                    "group": g["name"],
-                    **{
-                        k: g[k]
-                        for k in (
-                            "lag",
-                            "lag_source",
-                            "lag_is_lower_bound",
-                            "pending",
-                            "oldest_pending_age_ms",
-                            "oldest_pending_idle_ms",
-                            "consumers",
-                            "dead_consumers",
-                            "lag_growing",
-                            "lag_history",
-                        )
-                    },
-                }
-            )
-    return rows
-
-
-def _sorted_page(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _table(streams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     sort = request.args.get("sort") or "lag"
-    if sort not in ROW_SORTS:
-        abort(400, description=f"sort must be one of {', '.join(ROW_SORTS)}")
-    key, descending = ROW_SORTS[sort]
-    direction = request.args.get("dir") or ("desc" if descending else "asc")
-    if direction not in ("asc", "desc"):
-        abort(400, description="dir must be asc or desc")
-    ordered = sorted(rows, key=lambda r: (r["stream"], r["group"] or ""))
-    if direction == "desc":
-        nones = [r for r in ordered if key(r)[0]]  # unknown values last either way
-        ordered = sorted((r for r in ordered if not key(r)[0]), key=key, reverse=True) + nones
-    else:
-        ordered = sorted(ordered, key=key)
-    pages = max(1, -(-len(ordered) // PAGE_ROWS))
-    number = _int_arg("page", 1)
-    if not 1 <= number <= pages:
-        abort(404, description=f"page must be between 1 and {pages}")
-    start = (number - 1) * PAGE_ROWS
-    paging = {
-        "sort": sort,
-        "dir": direction,
-        "page": number,
-        "pages": pages,
-        "rows": len(ordered),
-        "first": start + 1 if ordered else 0,
-        "last": min(start + PAGE_ROWS, len(ordered)),
-        "per_page": PAGE_ROWS,
-    }
-    return ordered[start : start + PAGE_ROWS], paging
+    direction = request.args.get("dir") or None
+    try:
+        rows = sort_rows(group_rows(streams), sort, direction)
+        shown, paging = page_of(rows, _int_arg("page", 1))
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    except LookupError as exc:
+        abort(404, description=str(exc))
+    default_desc = SORTS[sort][1]
+    paging |= {"sort": sort, "dir": direction or ("desc" if default_desc else "asc")}
+    return shown, paging
 
 
 @page(bp, "/streams")
@@ -213,7 +119,7 @@ def index() -> Any:
         "streams": streams,
         "freshness": freshness,
     }
-    data["rows"], data["paging"] = _sorted_page(group_rows(streams))
+    data["rows"], data["paging"] = _table(streams)
     return render("streams/index.html", data, sparkline=sparkline, version=version(freshness))
 
 

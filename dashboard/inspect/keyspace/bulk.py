@@ -39,7 +39,7 @@ from dashboard.connection import is_cluster
 from dashboard.inspect.audit.keyshape import LockDetector
 from dashboard.inspect.errors import describe_error
 from dashboard.inspect.keyspace.rollup import Rollup
-from dashboard.inspect.keyspace.scan import AIM, Fact, NodeScanner, ScanOptions
+from dashboard.inspect.keyspace.scan import Fact, NodeScanner, ScanOptions
 from dashboard.inspect.nodes import node_clients
 from dashboard.keyid import display_key, glob_escape
 
@@ -245,11 +245,12 @@ class BulkJob:
         scanner = NodeScanner(conn, opts, name=address, cluster=cluster)
         selects, rng = self.selector.matcher(), random.Random()
         glob, kind = self.selector.glob(), self.selector.scan_type()
-        cursor, count = 0, max(opts.min_count, min(opts.start_count, opts.max_count))
+        cursor = 0  # keys per step: scanner.count, sized like the keyspace scan's pages
         while True:
             if self._cancel.is_set():
                 return True
             started = time.monotonic()
+            count = scanner.count
             kwargs: dict[str, Any] = {"match": glob, "count": count}
             if kind:
                 kwargs["_type"] = kind
@@ -272,7 +273,7 @@ class BulkJob:
                 self.max_step_server_us = max(self.max_step_server_us, step_us)
                 room = EXAMPLES - len(self.examples)
                 self.examples += [display_key(f[0], 200) for f in targets[:room]]
-            count = _adapt(count, step_us, len(keys), opts)
+            scanner._adapt(step_us, len(keys))  # the scan's own page sizing, on the whole step
             if int(cursor) == 0:
                 return False
             took = time.monotonic() - started
@@ -354,17 +355,6 @@ class BulkJob:
 def _nx_unsupported(exc: Exception) -> bool:
     text = str(exc).lower()
     return isinstance(exc, ResponseError) and ("syntax" in text or "wrong number" in text)
-
-
-def _adapt(count: int, step_us: int, keys: int, opts: ScanOptions) -> int:
-    """Keys per step so that a step's server time lands near ``AIM`` of the budget."""
-    if not keys or step_us <= 0:
-        return min(opts.max_count, count * 2) if keys else count
-    target = opts.target_ms * 1000
-    per_key = step_us / keys
-    wanted = int(AIM * target / per_key)
-    new = min(wanted, count // 2 or 1) if step_us > target else min(max(wanted, count), count * 2)
-    return max(opts.min_count, min(new, opts.max_count))
 
 
 class BulkJobs:
