@@ -7,6 +7,7 @@ one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -19,6 +20,7 @@ from dashboard.cliargs import (
     EXIT_OK,
     CliError,
     add_setting_flags,
+    check_listen,
     settings_from,
 )
 from dashboard.config import ENV_PREFIX, Settings
@@ -28,6 +30,7 @@ SCAN_SETTINGS = [
     "url",
     "socket_timeout",
     "connect_timeout",
+    "request_timeout",
     "scan_count",
     "scan_target_ms",
     "scan_throttle_ms",
@@ -46,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"refusing to serve on {settings.host} without authentication: set "
             f"{ENV_PREFIX}USERNAME and {ENV_PREFIX}PASSWORD (or bind to 127.0.0.1)"
         )
-    from dashboard.connection import mask_url
+    from dashboard.connection import check_url, mask_url
     from dashboard.inspect.audit import ConfigError, load_config
     from dashboard.targets import TargetsError, load_targets
     from dashboard.web import create_app, start_observer
@@ -54,14 +57,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         load_config(settings.audit_config or None)  # a broken file is a usage error, not a 500
-        if settings.targets:
+        targets = (
             load_targets(settings.targets, allow_writes=settings.allow_writes)
+            if (settings.targets)
+            else []
+        )
     except (ConfigError, TargetsError) as exc:
         raise CliError(str(exc)) from exc
-
+    for url in [t.url for t in targets] or [settings.url]:
+        check_url(url)  # a URL that cannot work: one line and exit 2, not 500s
+    check_listen(settings.host, settings.port)
+    watched = (
+        ", ".join(f"{t.name} ({t.public()['url']})" for t in targets)
+        if targets
+        else mask_url(settings.url)
+    )
     print(
         f"redis-dashboard {__version__}: http://{settings.host}:{settings.port}/ "
-        f"inspecting {mask_url(settings.url)} "
+        f"inspecting {watched} "
         f"({'writes enabled' if settings.allow_writes else 'read-only'})",
         file=sys.stderr,
         flush=True,
@@ -70,10 +83,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def check_redis(settings: Settings) -> None:
+    """The URL, then one PING within ``request_timeout``: a Redis that is not there or
+    not answering is one line and exit 2 before any work starts."""
+    from dashboard.connection import check_url
+    from dashboard.deadline import deadline
+    from dashboard.inspect.keyspace.report import gated_client
+
+    check_url(settings.url)
+    client = gated_client(settings)
+    try:
+        with deadline(settings.request_timeout):
+            client.ping()
+    finally:
+        client.close()
+
+
 def cmd_keyspace(args: argparse.Namespace) -> int:
     from dashboard.inspect.keyspace.report import keyspace_report, keyspace_text
 
     settings = settings_from(args, SCAN_SETTINGS)
+    check_redis(settings)
     report = keyspace_report(settings)
     if args.format == "json":
         import json
@@ -99,6 +129,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    check_redis(settings)
     report = audit_settings(settings, config)
     sys.stdout.write(render(report, args.format, artifact=args.config))
     return EXIT_FINDINGS if at_or_above(report, args.fail_on) else EXIT_OK
@@ -108,22 +139,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redis-dashboard",
         description="See how your Redis is really used.",
+        allow_abbrev=False,  # --pass must not mean --password: secrets are found by name
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the web dashboard")
+    serve = sub.add_parser("serve", help="run the web dashboard", allow_abbrev=False)
     add_setting_flags(serve, SERVE_SETTINGS)
     serve.set_defaults(run=cmd_serve)
 
-    keyspace = sub.add_parser("keyspace", help="scan the keyspace and print the namespace rollup")
+    keyspace = sub.add_parser(
+        "keyspace", help="scan the keyspace and print the namespace rollup", allow_abbrev=False
+    )
     add_setting_flags(keyspace, SCAN_SETTINGS)
-    keyspace.add_argument("--format", choices=["json", "text"], default="text")
+    keyspace.add_argument(
+        "--format",
+        choices=["json", "text"],
+        default="text",
+        help="text: a table for the terminal (default); json: the report of docs/scan.md",
+    )
     keyspace.set_defaults(run=cmd_keyspace)
 
-    audit = sub.add_parser("audit", help="check a Redis for anti-patterns (CI gate)")
+    audit = sub.add_parser(
+        "audit", help="check a Redis for anti-patterns (CI gate)", allow_abbrev=False
+    )
     add_setting_flags(audit, SCAN_SETTINGS)
-    audit.add_argument("--format", choices=["text", "json", "markdown", "sarif"], default="text")
+    audit.add_argument(
+        "--format",
+        choices=["text", "json", "markdown", "sarif"],
+        default="text",
+        help="text (default), json (docs/rules.md), markdown (a PR comment) or sarif "
+        "(code-scanning upload)",
+    )
     audit.add_argument(
         "--fail-on",
         choices=["info", "warning", "critical"],
@@ -140,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # a real process: keep passwords out of its (and its workers') argv
+        from dashboard import secretargs
+
+        argv = sys.argv[1:]
+        if secretargs.CARRIER in os.environ:
+            argv = secretargs.restore(argv)
+        else:
+            secretargs.reexec_without_secrets(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -160,6 +215,9 @@ def _is_connection_problem(exc: Exception) -> bool:
     import redis
 
     from dashboard.connection import ConnectionConfigError
+    from dashboard.deadline import DeadlineExceeded
+    from dashboard.inspect.errors import RedisUnavailable
+    from dashboard.inspect.keyspace.report import ScanFailed
 
     return isinstance(
         exc,
@@ -168,12 +226,17 @@ def _is_connection_problem(exc: Exception) -> bool:
             redis.TimeoutError,
             ConnectionConfigError,
             redis.AuthenticationError,
+            DeadlineExceeded,
+            RedisUnavailable,
+            ScanFailed,
         ),
     )
 
 
 def _one_line(exc: Any) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    from dashboard.connection import explain
+
+    return explain(exc)
 
 
 if __name__ == "__main__":

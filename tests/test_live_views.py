@@ -335,7 +335,8 @@ def test_locks_without_ttl_are_flagged(web, r):
     RedisPyLock(r, "locks:hourly", timeout=60).acquire()
     data = fresh_get(web, "/locks.json").get_json()
     flagged = {e["resource"]: e for e in data["locks"] if e["held_forever"]}
-    assert set(flagged) == {"orphan", "nightly"} and data["totals"]["held_forever"] == 2
+    assert set(flagged) == {"{orphan}", "nightly"} and data["totals"]["held_forever"] == 2
+    assert flagged["{orphan}"]["layout"] == "string lock"  # our name, not our layer's writes
     assert all(
         e["flags"] == ["held forever"] and e["ttl_remaining_ms"] == -1 for e in flagged.values()
     )

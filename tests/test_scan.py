@@ -335,7 +335,8 @@ def test_refused_memory_usage_leaves_bytes_unknown(private_server, path):
     snap = scan_keyspace(limited, ScanOptions(path=path))
     tree = snap["result"]["tree"]
     assert snap["state"] == "done" and tree["keys"] == 10
-    assert tree["unsized_keys"] == 10 and tree["bytes"] == 0
+    assert tree["unsized_keys"] == 10 and tree["bytes"] is None  # unknown, not 0
+    assert tree["bytes_unavailable"]
     assert node(tree, "queue:jobs")["top_count"]["list"][0]["count"] == 5
 
 

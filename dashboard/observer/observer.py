@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dashboard.connection import mask_url
+from dashboard.deadline import deadline
 from dashboard.inspect.audit import AuditConfig
 from dashboard.inspect.errors import describe_error
 from dashboard.inspect.keyspace.scan import ScanOptions
@@ -108,10 +109,15 @@ class Observer:
         )
 
     def _guarded(self, name: str, reader: Callable[[], Any]) -> Callable[[], Any]:
+        """The reader under one deadline (``request_timeout``: a stalled Redis costs a
+        refresh that long, not the sum of its commands' timeouts), reporting errors
+        that mean the topology moved and publishing good readings."""
+
         def run() -> Any:
             started = time.time()
             try:
-                data = reader()
+                with deadline(self.settings.request_timeout):
+                    data = reader()
             except Exception as exc:
                 self._after_error(exc)
                 raise

@@ -8,13 +8,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
+from werkzeug.exceptions import HTTPException
 
-from dashboard import __version__
+from dashboard import __version__, deadline
 from dashboard.config import Settings
-from dashboard.connection import ConnectionConfigError, mask_url
+from dashboard.connection import ConnectionConfigError, explain, mask_url
+from dashboard.deadline import NOT_ANSWERING, DeadlineExceeded
 from dashboard.gate import CommandRefused
 from dashboard.inspect.errors import RedisUnavailable
+from dashboard.pool import PoolExhausted
 from dashboard.resources import resource_dir
 from dashboard.targets import Target, from_urls, load_targets
 from dashboard.web import filters, security
@@ -113,6 +116,15 @@ def create_app(
         }
 
     _install_error_pages(app)
+    _install_deadline(app, settings.request_timeout)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for it on every page and JSON twin: a 404 would be a console error."""
+        reply = app.send_static_file("favicon.ico")
+        reply.headers["Cache-Control"] = "public, max-age=86400"
+        return reply
+
     return app
 
 
@@ -133,10 +145,28 @@ def start_observer(app: Flask) -> Flask:
     return app
 
 
-def _error(status: int, title: str, message: str) -> Any:
+def _install_deadline(app: Flask, seconds: float) -> None:
+    """Every request's Redis commands share one deadline (:mod:`dashboard.deadline`):
+    a stalled server costs a page ``request_timeout``, not the sum of its commands'
+    timeouts. Threads a request starts (scan jobs, tails) do not inherit it."""
+
+    @app.before_request
+    def _start() -> None:
+        g.deadline = deadline.deadline(seconds)
+        g.deadline.__enter__()
+
+    @app.teardown_request
+    def _end(_exc: BaseException | None) -> None:
+        scope = g.pop("deadline", None)
+        if scope is not None:
+            scope.__exit__(None, None, None)
+
+
+def _error(status: int, title: str, message: str) -> Response:
+    """The documented ``{"error", "message"}`` on a JSON twin, the error page otherwise."""
     if request.path.endswith(".json"):
-        return jsonify({"error": title, "message": message}), status
-    return render_template("error.html", title=title, message=message), status
+        return make_response(jsonify({"error": title, "message": message}), status)
+    return make_response(render_template("error.html", title=title, message=message), status)
 
 
 def _install_error_pages(app: Flask) -> None:
@@ -149,11 +179,23 @@ def _install_error_pages(app: Flask) -> None:
     @app.errorhandler(redis.TimeoutError)
     def _redis_down(exc: Exception) -> Any:
         url = mask_url(state().settings.url)
-        return _error(503, "Redis unreachable", f"{url}: {exc}")
+        said = str(exc) if isinstance(exc, RedisUnavailable) else explain(exc)
+        title = NOT_ANSWERING if NOT_ANSWERING in said else "Redis unreachable"
+        return _error(503, title, f"{url}: {said}")
 
     @app.errorhandler(redis.AuthenticationError)
     def _auth(exc: Exception) -> Any:
         return _error(503, "Redis refused the credentials", str(exc))
+
+    @app.errorhandler(DeadlineExceeded)
+    def _not_answering(exc: DeadlineExceeded) -> Any:
+        return _error(503, NOT_ANSWERING, str(exc))
+
+    @app.errorhandler(PoolExhausted)
+    def _busy(exc: PoolExhausted) -> Any:
+        reply = _error(503, "Dashboard busy", str(exc))
+        reply.headers["Retry-After"] = "1"
+        return reply
 
     @app.errorhandler(CommandRefused)
     def _refused(exc: CommandRefused) -> Any:
@@ -176,3 +218,25 @@ def _install_error_pages(app: Flask) -> None:
             return _error(status, title, getattr(exc, "description", title))
 
         app.register_error_handler(status, handler)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        """Any other HTTP error (413, 429, ...) in the same shape as ours."""
+        if exc.code is None or exc.code < 400:
+            return exc
+        return _error(exc.code, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        """A bug or an answer nobody foresaw: logged with its traceback, and still a
+        documented ``{"error", "message"}`` body on a JSON twin (never an HTML page)."""
+        log.exception("unexpected error on %s", request.path)
+        message = (
+            f"the dashboard failed on this request ({type(exc).__name__}); the details "
+            "are in the server log"
+        )
+        try:
+            return _error(500, "Internal error", message)
+        except Exception:  # the error page itself failed: plain text, still no traceback
+            log.exception("the error page failed too")
+            return message + "\n", 500, {"Content-Type": "text/plain; charset=utf-8"}

@@ -36,7 +36,7 @@ class DbClients:
                     old.close()
                 s = target.settings
                 options = ConnectionOptions(
-                    pool_size=min(s.pool_size, 4),
+                    pool_size=s.pool_connections,
                     socket_timeout=s.socket_timeout,
                     connect_timeout=s.connect_timeout,
                 )

@@ -26,7 +26,7 @@ bp = Blueprint("keyspace", __name__)
 NAV = ("Keyspace", "keyspace.index")
 
 SORTS = {
-    "bytes": lambda n: (-n["bytes"], n["name"]),
+    "bytes": lambda n: (-(n["bytes"] or 0), n["name"]),  # null: MEMORY USAGE unavailable
     "keys": lambda n: (-n["keys"], n["name"]),
     "name": lambda n: (n["name"],),
     "ttl": lambda n: (ttl_coverage(n), n["name"]),
@@ -44,7 +44,8 @@ def _summary(node: dict[str, Any], parent_bytes: int) -> dict[str, Any]:
     out = {k: v for k, v in node.items() if k != "children"}
     out["child_count"] = len(node["children"])
     out["ttl_coverage"] = ttl_coverage(node)
-    out["share"] = node["bytes"] / parent_bytes if parent_bytes else None
+    known = parent_bytes and node["bytes"] is not None
+    out["share"] = node["bytes"] / parent_bytes if known else None
     return out
 
 

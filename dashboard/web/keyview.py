@@ -92,8 +92,9 @@ def requested_key(values: Any) -> bytes:
 
 def _show(key: bytes) -> Any:
     db = selected_db()
+    client = client_for(db)  # a bad URL is a 503, not this request's 400
     try:
-        data = key_detail(client_for(db), key, **_paging())
+        data = key_detail(client, key, **_paging())
     except ValueError as exc:
         abort(400, description=str(exc))
     address = key_address(key)

@@ -9,12 +9,15 @@ import redis
 from flask import Blueprint, jsonify, request
 
 from dashboard.connection import ConnectionConfigError, mask_url
+from dashboard.deadline import deadline
+from dashboard.pool import PoolExhausted
 from dashboard.web.pages import page, render
 from dashboard.web.picture import reading, version
 from dashboard.web.state import TARGET_ENVIRON, fleet, state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("overview", __name__)
+HEALTHZ_TIMEOUT_S = 2.0  # a health check answers quickly, whatever Redis does
 NAV = ("Overview", "overview.index")
 
 # Panels in page order with their titles; fields come from docs/overview.md.
@@ -65,8 +68,11 @@ def index() -> Any:
 def healthz() -> Any:
     """200 while the web process runs; ``redis`` is ``ok`` or ``unreachable`` (PING)."""
     try:
-        state().client.ping()
+        with deadline(HEALTHZ_TIMEOUT_S):
+            state().client.ping()
         redis_status = "ok"
+    except PoolExhausted:  # the dashboard's own limit, not Redis
+        redis_status = "busy"
     except (redis.RedisError, ConnectionConfigError) as exc:
         # /healthz answers without auth: the reason (addresses, URL) goes to the log only.
         log.warning("healthz: Redis unreachable: %s", exc)

@@ -40,7 +40,7 @@ class AppState:
                     s = self.settings
                     url = s.url
                     options = ConnectionOptions(
-                        pool_size=s.pool_size,
+                        pool_size=s.pool_connections,
                         socket_timeout=s.socket_timeout,
                         connect_timeout=s.connect_timeout,
                     )

@@ -18,6 +18,7 @@ from dashboard.connection import is_cluster
 from dashboard.inspect.keyspace.rollup import Fact, Rollup
 from dashboard.inspect.keyspace.scan import Batch, ScanOptions
 from dashboard.inspect.keyspace.scanjob import DONE, ScanJob
+from dashboard.inspect.layouts import LayoutTally
 
 from . import facts as facts_module
 from .catalog import CATALOG, RANK, RULES, SEVERITIES
@@ -83,6 +84,7 @@ class Audit:
         self._observers: dict[str, Observer] = {}
         self._skips: dict[str, str] = {}
         self._rollup = Rollup(self.options.delimiter, self.options.depth)
+        self._layouts = LayoutTally(self.options.delimiter, self.options.max_namespaces)
 
     # --- progress --------------------------------------------------------------------
 
@@ -153,13 +155,13 @@ class Audit:
         volatile = config.get("missing-ttl", "volatile_words")
         obs = self._observers
         if self._enabled("missing-ttl"):
-            obs["missing-ttl"] = MissingTtl(config, delimiter, cap, detector.is_lock)
+            obs["missing-ttl"] = MissingTtl(config, delimiter, cap, detector.is_lock, self._layouts)
         if self._enabled("big-string"):
             obs["big-string"] = BigString(config, delimiter, cap)
         if self._enabled("big-collection"):
             obs["big-collection"] = BigCollection(config, delimiter, cap)
         if self._enabled("no-namespace"):
-            obs["no-namespace"] = NoNamespace(config, delimiter)
+            obs["no-namespace"] = NoNamespace(config, delimiter, self._layouts)
         if self._enabled("long-key-names"):
             obs["long-key-names"] = LongKeyNames(config, delimiter, cap)
         if self._enabled("lock-without-ttl"):
@@ -193,6 +195,7 @@ class Audit:
                 groups[ns] = [fact]
             else:
                 group.append(fact)
+        self._layouts.add_page(groups)  # marks this page's known-layout keys for the rules
         for observer in self._observers.values():
             observer.add(groups)
 
@@ -324,6 +327,7 @@ class Audit:
                 for reason in dict.fromkeys(reasons)
             ],
             "omitted": omitted,
+            "known_layouts": self._layouts.summary(),
             "rules": statuses,
             "scan": scan,
             "config": self.config.public(),

@@ -301,6 +301,8 @@ class ScanJob:
     def _result_json(self) -> dict[str, Any]:
         estimated = any(not node.scanner.done for node in self._nodes)
         factor = self._factor() if estimated else 1.0
+        reasons = {n.scanner.memory_reason for n in self._nodes} - {None}
+        self.rollup.bytes_reason = "; ".join(sorted(reasons)) or None
         return {
             **self.rollup.to_json(factor),
             "estimated": estimated,

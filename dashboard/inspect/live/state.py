@@ -20,11 +20,11 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from dashboard.inspect.errors import CONNECTION_ERRORS
-from dashboard.inspect.live import foreign
+from dashboard.inspect.live import foreign, ownership
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
 from dashboard.inspect.nodes import node_clients
 from dashboard.keyid import display_key, key_address
-from dashboard.patterns.locks import lock_state, parse_lock_key
+from dashboard.patterns.locks import INFO_COUNTERS, lock_state, parse_lock_key
 from dashboard.patterns.ratelimit import limiter_state
 
 
@@ -166,17 +166,35 @@ def _cap_reason(complete: bool, capped: bool, examined: int, max_keys: int) -> s
     return None
 
 
-def _claims(detectors: Detectors, kind: str, found: dict[bytes, str]) -> dict[str, list[Claim]]:
-    """Claims per node, one per piece of state (a lock and its stats hash are one)."""
-    seen: set[bytes] = set()
-    by_node: dict[str, list[Claim]] = {}
+Skipped = list[tuple[bytes, str]]  # keys the search found that are not shown, and why
+MAX_SKIPPED_SHOWN = 10
+
+
+def _claims(
+    detectors: Detectors, kind: str, found: dict[bytes, str], skipped: Skipped
+) -> dict[str, list[Claim]]:
+    """Claims per node, one per piece of state (a lock and its companions are one
+    candidate, whose fallbacks remember every key found for it)."""
+    by_node: dict[str, dict[bytes, Claim]] = {}
     for key, address in found.items():
         claim = detectors.claim(kind, key)
-        if claim is None or claim.key in seen:
+        if claim is None:
+            skipped.append((key, detectors.why_not(kind, key)))
             continue
-        seen.add(claim.key)
-        by_node.setdefault(address, []).append(claim)
-    return by_node
+        claims = by_node.setdefault(address, {})
+        known = claims.get(claim.key)
+        claims[claim.key] = claim if known is None else ownership.merge(known, claim)
+    return {address: list(claims.values()) for address, claims in by_node.items()}
+
+
+def _skipped_report(skipped: Skipped) -> dict[str, Any]:
+    return {
+        "keys": len(skipped),
+        "examples": [
+            {"key": display_key(key), "id": key_address(key), "reason": reason}
+            for key, reason in skipped[:MAX_SKIPPED_SHOWN]
+        ],
+    }
 
 
 def _stamp(entry: dict[str, Any], claim: Claim, address: str) -> dict[str, Any]:
@@ -198,7 +216,7 @@ def _server_ms(conn: Any) -> int:
 Read = list[tuple[Claim, dict[str, Any]]]
 
 
-def _read_limiters(conn: Any, claims: list[Claim]) -> Read:
+def _read_limiters(conn: Any, claims: list[Claim], skipped: Skipped) -> Read:
     out = []
     for claim in (c for c in claims if c.reader == "ours"):
         state = limiter_state(conn, claim.key)
@@ -211,16 +229,30 @@ def _read_limiters(conn: Any, claims: list[Claim]) -> Read:
     return out
 
 
-def _read_locks(conn: Any, claims: list[Claim]) -> Read:
+_NOT_RECORDED = (
+    "its holder is not the one our :info recorded: code other than dashboard.patterns.locks "
+    "wrote this key"
+)
+
+
+def _read_locks(conn: Any, claims: list[Claim], skipped: Skipped) -> Read:
+    """Our candidates with evidence via ``lock_state``; every other key as a string lock."""
+    ours, others = ownership.resolve(conn, claims)
     out = []
-    for claim in (c for c in claims if c.reader == "ours-lock"):
+    for claim, evidence in ours:
         state = lock_state(conn, parse_lock_key(claim.key) or b"?")
-        if state["held"] or state["attempts"]:
-            state["layout"] = "dashboard"
-            out.append((claim, state))
-    others = [c for c in claims if c.reader != "ours-lock"]
+        if evidence == "fence":  # the stats hash expired: its counters are unknown, not 0
+            state.update(dict.fromkeys(INFO_COUNTERS), avg_hold_ms=None)
+        if not (state["held"] or state["attempts"]):  # e.g. only the fence is left
+            found = [c.key for c in claim.fallback] or [claim.key]
+            skipped += [(key, "our layer's idle lock: no holder and no stats") for key in found]
+            continue
+        state["layout"] = "dashboard"
+        if state["held"] and state["fence"] is None and not state["problem"]:
+            state["problem"] = _NOT_RECORDED
+        out.append((claim, state))
     if others:
-        out += foreign.read_locks(conn, others)
+        out += foreign.read_locks(conn, others, skipped)
     return out
 
 
@@ -242,13 +274,16 @@ def read_live(
     reader = _read_limiters if kind == RATELIMIT else _read_locks
     entries: list[dict[str, Any]] = []
     conns = dict(nodes)
-    for address, claims in _claims(detectors, kind, found).items():
+    skipped: Skipped = []
+    for address, claims in _claims(detectors, kind, found, skipped).items():
         try:
-            entries += [_stamp(s, c, address) for c, s in reader(conns[address], claims)]
+            read = reader(conns[address], claims, skipped)
+            entries += [_stamp(s, c, address) for c, s in read]
         except CONNECTION_ERRORS:
             raise  # a reading with a node missing is not "nothing there"
         except RedisError as exc:
             errors.append(f"reading {len(claims)} keys on {address}: {exc}")
+    report["skipped"] = _skipped_report(skipped)
     if kind == LOCK:
         search.seen_ms([e for e in entries if e["held"]])
     layouts = detectors.layouts(kind)

@@ -11,9 +11,9 @@
 * :func:`stream_summary` is one stream as the pages show it: :func:`stream_state`
   plus memory, trimming, consumer flags and the history.
 
-The detail page's bounded windows (entries, pending entries) are in
-:mod:`dashboard.inspect.live.streamwindows`; the pipelined reading of many streams in
-:mod:`dashboard.inspect.live.streamread`.
+The detail page's bounded windows (entries, pending entries, id checks) are in
+:mod:`.streamwindows`, re-exported here; the pipelined reading of many streams (the
+streams list) in :mod:`.streamread`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,21 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from redis.exceptions import NoPermissionError
+
 from dashboard.connection import is_cluster
+from dashboard.deadline import DeadlineExceeded
 from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, attempt, describe_error
+from dashboard.inspect.live.streamwindows import (
+    ENTRY_ID,
+    FIELDS_SHOWN,
+    MAX_ID_PART,
+    MAX_WINDOW,
+    check_id,
+    entries_window,
+    pending_window,
+    raw_name,
+)
 from dashboard.inspect.nodes import node_clients as _node_clients
 from dashboard.keyid import display_key, key_address
 from dashboard.patterns.streams import GroupState, StreamState, StreamStateError, stream_state
@@ -254,27 +267,22 @@ def stream_summary(
     client: Any, key: bytes, *, node: str | None, history: LagHistory, dead_ms: int
 ) -> dict[str, Any] | None:
     """One stream with its groups; None when the key is gone; ``error`` when unreadable."""
+    shape = {"node": node, "history": history, "dead_ms": dead_ms}
     try:
         state = stream_state(client, key)
-    except CONNECTION_ERRORS:
+    except (*CONNECTION_ERRORS, DeadlineExceeded):  # the page as a whole cannot be read
         raise
     except StreamStateError as exc:
-        return summary_of(key, None, node=node, history=history, dead_ms=dead_ms, error=str(exc))
+        refused = exc.__cause__ if isinstance(exc.__cause__, NoPermissionError) else None
+        error = describe_error("the stream", refused) if refused else str(exc)
+        return summary_of(key, None, error=error, **shape)
     except ERRORS as exc:
-        error = describe_error("XINFO", exc)
-        return summary_of(key, None, node=node, history=history, dead_ms=dead_ms, error=error)
+        return summary_of(key, None, error=describe_error("the stream", exc), **shape)
     if not state.exists:
         return None
     memory = attempt("MEMORY USAGE", client.memory_usage, key)
-    return summary_of(
-        key,
-        state,
-        node=node,
-        history=history,
-        dead_ms=dead_ms,
-        memory=memory.get("data"),
-        memory_reason=None if memory["available"] else memory["reason"],
-    )
+    reason = None if memory["available"] else memory["reason"]
+    return summary_of(key, state, memory=memory.get("data"), memory_reason=reason, **shape)
 
 
 def summary_of(
@@ -288,7 +296,8 @@ def summary_of(
     memory: int | None = None,
     memory_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A stream as the pages show it, from its read state (None with an ``error``)."""
+    """A stream as the pages show it, from its read state (None with an ``error``); the
+    pipelined reader (:mod:`.streamread`) builds its summaries with this too."""
     address = key_address(key)
     base: dict[str, Any] = {"key": display_key(key), "id": address, "node": node, "error": error}
     if state is None:
@@ -319,3 +328,21 @@ def totals(streams: list[dict[str, Any]]) -> dict[str, Any]:
         "dead_consumers": sum(g["dead_consumers"] for g in groups),
         "growing": sum(g["lag_growing"] for g in groups),
     }
+
+
+__all__ = [
+    "ENTRY_ID",
+    "FIELDS_SHOWN",
+    "MAX_ID_PART",
+    "MAX_WINDOW",
+    "LagHistory",
+    "StreamFinder",
+    "check_id",
+    "entries_window",
+    "key_client",
+    "pending_window",
+    "raw_name",
+    "stream_summary",
+    "summary_of",
+    "totals",
+]

@@ -1,6 +1,9 @@
-"""The stream detail page's bounded windows: entries (XRANGE/XREVRANGE with COUNT) and
-a group's pending entries (XPENDING's extended form with COUNT), paged by id so a page
-never skips or repeats an entry; and the names actions need back as bytes.
+"""Bounded windows of one stream for its detail page: entries (XRANGE/XREVRANGE with
+COUNT) and a group's pending entries (XPENDING with COUNT), and the stream ids and
+names that page takes from its URL.
+
+An id Redis would reject (past 64 bits, non-ASCII digits, an interval that cannot
+start) is bad input: it raises ``ValueError`` (a 400), never reaches Redis as a 502.
 """
 
 from __future__ import annotations
@@ -8,25 +11,44 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from dashboard.keyid import display_bytes, display_key, parse_display
 
-ENTRY_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+MAX_ID_PART = 2**64 - 1
 MAX_WINDOW = 500
 FIELDS_SHOWN = 20
 
 
 def raw_name(display: str) -> bytes:
     """The bytes behind a group or consumer name shown as display text (actions need
-    the exact bytes back): :func:`dashboard.keyid.parse_display`."""
+    the exact bytes back): :func:`dashboard.keyid.parse_display` undoes the escaping."""
     return parse_display(display)
 
 
 def check_id(value: str, what: str = "id") -> str:
-    """A stream id (``ms`` or ``ms-seq``), optionally ``(``-prefixed (exclusive)."""
+    """A stream id (``ms`` or ``ms-seq``), optionally ``(``-prefixed (exclusive).
+
+    Both parts are unsigned 64-bit numbers written in ASCII digits: anything else
+    (a 20-digit number past 2**64-1, Arabic-Indic digits) is refused here, as bad
+    input, instead of being sent for Redis to reject.
+    """
     bare = value[1:] if value.startswith("(") else value
-    if not ENTRY_ID.fullmatch(bare):
+    match = ENTRY_ID.fullmatch(bare)
+    if not match:
         raise ValueError(f"{what} must be a stream id like 1700000000000-0, got {value[:40]!r}")
+    if any(part is not None and int(part) > MAX_ID_PART for part in match.groups()):
+        raise ValueError(
+            f"{what} {value[:45]!r} is out of range: both parts of a stream id are at most "
+            f"{MAX_ID_PART}"
+        )
     return value
+
+
+def _bad_range(what: str, exc: ResponseError) -> ValueError:
+    """Redis refusing an id or an interval is bad input (400), not a server fault (502)."""
+    return ValueError(f"{what}: Redis refused it ({exc})")
 
 
 def _sid(value: bytes | str) -> str:
@@ -56,10 +78,15 @@ def entries_window(
     limit = max(1, min(limit, MAX_WINDOW))
     if start:
         check_id(start, "start")
-    if order == "asc":
-        rows = client.xrange(key, min=start or "-", max="+", count=limit + 1)
-    else:
-        rows = client.xrevrange(key, max=start or "+", min="-", count=limit + 1)
+    try:
+        if order == "asc":
+            rows = client.xrange(key, min=start or "-", max="+", count=limit + 1)
+        else:
+            rows = client.xrevrange(key, max=start or "+", min="-", count=limit + 1)
+    except ResponseError as exc:
+        if "id" not in str(exc).lower():
+            raise
+        raise _bad_range(f"start {start!r:.45}", exc) from exc
     more = len(rows) > limit
     items = [_entry(i, f) for i, f in rows[:limit]]
     return {
@@ -84,9 +111,14 @@ def pending_window(
     limit = max(1, min(limit, MAX_WINDOW))
     if start:
         check_id(start, "pending start")
-    rows = client.xpending_range(
-        key, group, start or "-", "+", limit + 1, consumername=consumer or None
-    )
+    try:
+        rows = client.xpending_range(
+            key, group, start or "-", "+", limit + 1, consumername=consumer or None
+        )
+    except ResponseError as exc:
+        if "id" not in str(exc).lower():
+            raise
+        raise _bad_range(f"pending start {start!r:.45}", exc) from exc
     items = [
         {
             "id": _sid(row["message_id"]),

@@ -267,7 +267,7 @@ def read_commands(client: Any, rates: CommandRates | None = None) -> dict[str, A
             "rejected_calls": sum(r["rejected_calls"] for r in out),
             "failed_calls": sum(r["failed_calls"] for r in out),
         },
-        "rate_window_s": None if span is None else round(span, 2),
+        "rate_window_s": None if span is None else round(span, 3),
         "latency_events": sorted(events, key=lambda e: -e["time"]),
         "latency_unavailable": monitor_off,
         "percentiles": any(r["p50_usec"] is not None for r in out),
