@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
+from dashboard.inspect.errors import describe_error
 from dashboard.inspect.live.streams import LagHistory, key_client, summary_of
 from dashboard.keyid import display_key
 from dashboard.patterns.streams import (
@@ -69,6 +69,11 @@ def _batch(conn: Any, keys: list[tuple[bytes, str | None]]) -> list[tuple[bytes,
         pipe.xinfo_stream(key).xinfo_groups(key).memory_usage(key)
     first = pipe.execute(raise_on_error=False)
     now = first.pop(0)
+    if isinstance(now, ResponseError):  # TIME refused (ACL): no ages, so no summaries
+        why = describe_error("the stream", now)
+        return [
+            (key, {"key": key, "node": node, "memory": None, "error": why}) for key, node in keys
+        ]
     if isinstance(now, Exception):
         raise now
     now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
@@ -81,7 +86,7 @@ def _batch(conn: Any, keys: list[tuple[bytes, str | None]]) -> list[tuple[bytes,
         streams.append(entry)
         if isinstance(info, Exception):
             gone = "no such key" in str(info).lower()
-            entry["error"] = None if gone else describe_error("XINFO STREAM", info)
+            entry["error"] = None if gone else describe_error("the stream", info)
             entry["gone"] = gone
             continue
         entry["base"] = stream_base(display_key(key, limit=None), info, now_ms)
@@ -129,14 +134,13 @@ def read_streams(
     summaries = []
     for ident, keys in by_node.items():
         for start in range(0, len(keys), BATCH):
-            try:
-                parts = _batch(conns[ident], keys[start : start + BATCH])
-            except CONNECTION_ERRORS:
-                raise
-            except ResponseError as exc:  # e.g. TIME refused: no ages, no reading
-                raise RuntimeError(describe_error("streams", exc)) from exc
-            for key, got in parts:
+            for key, got in _batch(conns[ident], keys[start : start + BATCH]):
                 memory = got["memory"]
+                memory_reason = (
+                    describe_error("MEMORY USAGE", memory)
+                    if isinstance(memory, Exception)
+                    else None
+                )
                 summaries.append(
                     summary_of(
                         key,
@@ -146,9 +150,7 @@ def read_streams(
                         dead_ms=dead_ms,
                         error=got.get("error"),
                         memory=None if isinstance(memory, Exception) else memory,
-                        memory_reason=describe_error("MEMORY USAGE", memory)
-                        if isinstance(memory, Exception)
-                        else None,
+                        memory_reason=memory_reason,
                     )
                 )
     return summaries

@@ -20,7 +20,7 @@ SORTS = {
     "memory": ("memory_bytes", True),
     "stream": ("stream", False),
 }
-_STREAM_FIELDS = ("length", "last_age_ms", "memory_bytes", "trimmed")
+_STREAM_FIELDS = ("length", "last_age_ms", "memory_bytes", "memory_unavailable", "trimmed")
 _GROUP_FIELDS = (
     "lag",
     "lag_source",
