@@ -22,6 +22,7 @@ from dashboard.cliargs import (
     add_setting_flags,
     check_listen,
     settings_from,
+    urls_given,
 )
 from dashboard.config import ENV_PREFIX, Settings
 
@@ -42,6 +43,9 @@ SCAN_SETTINGS = [
 ]
 
 
+AUDIT_SETTINGS = [*SCAN_SETTINGS, "targets"]
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, SERVE_SETTINGS)
     if not settings.loopback and not settings.username:
@@ -51,19 +55,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     from dashboard.connection import check_url, mask_url
     from dashboard.inspect.audit import ConfigError, load_config
-    from dashboard.targets import TargetsError, load_targets
     from dashboard.web import create_app, start_observer
     from dashboard.wsgi import serve
 
     try:
         load_config(settings.audit_config or None)  # a broken file is a usage error, not a 500
-        targets = (
-            load_targets(settings.targets, allow_writes=settings.allow_writes)
-            if (settings.targets)
-            else []
-        )
-    except (ConfigError, TargetsError) as exc:
+    except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    targets = targets_from(args, settings)
     for url in [t.url for t in targets] or [settings.url]:
         check_url(url)  # a URL that cannot work: one line and exit 2, not 500s
     check_listen(settings.host, settings.port)
@@ -79,8 +78,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    serve(lambda: start_observer(create_app(settings)), settings)
+    serve(lambda: start_observer(create_app(settings, targets or None)), settings)
     return EXIT_OK
+
+
+def targets_from(args: argparse.Namespace, settings: Settings) -> list[Any]:
+    """The targets ``--targets FILE`` or a repeated ``--url`` name; [] for one Redis."""
+    from dashboard.targets import TargetsError, from_urls, load_targets
+
+    urls = urls_given(args)
+    if settings.targets and len(urls) > 1:
+        raise CliError("give several targets with --targets FILE or with --url repeated, not both")
+    try:
+        if settings.targets:
+            return load_targets(settings.targets, allow_writes=settings.allow_writes)
+    except TargetsError as exc:
+        raise CliError(str(exc)) from exc
+    return from_urls(urls, settings.allow_writes) if len(urls) > 1 else []
 
 
 def check_redis(settings: Settings) -> None:
@@ -103,6 +117,8 @@ def cmd_keyspace(args: argparse.Namespace) -> int:
     from dashboard.inspect.keyspace.report import keyspace_report, keyspace_text
 
     settings = settings_from(args, SCAN_SETTINGS)
+    if len(urls_given(args)) > 1:
+        raise CliError("keyspace scans one Redis: give --url once")
     check_redis(settings)
     report = keyspace_report(settings)
     if args.format == "json":
@@ -124,15 +140,41 @@ def cmd_audit(args: argparse.Namespace) -> int:
         render,
     )
 
-    settings = settings_from(args, SCAN_SETTINGS)
+    settings = settings_from(args, AUDIT_SETTINGS)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    targets = targets_from(args, settings)
+    if targets:
+        return _audit_targets(targets, settings, config, args)
     check_redis(settings)
     report = audit_settings(settings, config)
     sys.stdout.write(render(report, args.format, artifact=args.config))
     return EXIT_FINDINGS if at_or_above(report, args.fail_on) else EXIT_OK
+
+
+def _audit_targets(targets: list[Any], settings: Settings, config: Any, args: Any) -> int:
+    """Audit each target in turn; report per target (docs/fleet.md)."""
+    from dashboard.inspect.audit import at_or_above, audit_settings
+    from dashboard.inspect.audit.fleet import render_targets
+
+    entries: list[dict[str, Any]] = []
+    failing = errors = False
+    for target in targets:
+        entry = {"name": target.name, **{k: v for k, v in target.public().items() if k == "url"}}
+        try:
+            one = settings.updated({"url": target.url})
+            check_redis(one)
+            entry["report"] = audit_settings(one, config)
+            failing = failing or bool(at_or_above(entry["report"], args.fail_on))
+        except Exception as exc:  # one unreachable target does not stop the others
+            if not (isinstance(exc, CliError) or _is_connection_problem(exc)):
+                raise
+            entry["error"], errors = _one_line(exc), True
+        entries.append(entry)
+    sys.stdout.write(render_targets(entries, args.format, artifact=args.config))
+    return EXIT_ERROR if errors else (EXIT_FINDINGS if failing else EXIT_OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser(
         "audit", help="check a Redis for anti-patterns (CI gate)", allow_abbrev=False
     )
-    add_setting_flags(audit, SCAN_SETTINGS)
+    add_setting_flags(audit, AUDIT_SETTINGS)
     audit.add_argument(
         "--format",
         choices=["text", "json", "markdown", "sarif"],

@@ -37,7 +37,12 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> 
         help_text = f"{f.metadata['help']} (env {env}; default {f.default!r})"
         if f.metadata.get("secret"):
             help_text = f"{f.metadata['help']} (env {env}; prefer the env variable)"
-        if isinstance(f.default, bool):
+        if name == "url":  # serve and audit watch several when it is repeated
+            parser.add_argument(
+                _flag(name), dest=name, action="append", default=None, metavar="URL",
+                help=help_text + "; repeat it for several targets (serve, audit)",
+            )  # fmt: skip
+        elif isinstance(f.default, bool):
             parser.add_argument(
                 _flag(name), dest=name, action="store_true", default=None, help=help_text
             )
@@ -47,9 +52,16 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> 
             )
 
 
+def urls_given(args: argparse.Namespace) -> list[str]:
+    """Every ``--url`` given, in order (none: the environment's or the default)."""
+    return list(getattr(args, "url", None) or [])
+
+
 def settings_from(args: argparse.Namespace, names: Sequence[str]) -> Settings:
-    """Environment first, then the flags the user gave."""
+    """Environment first, then the flags the user gave (the first ``--url``)."""
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if isinstance(given.get("url"), list):
+        given["url"] = given["url"][0]
     try:
         return Settings.from_env().updated(given)
     except SettingsError as exc:

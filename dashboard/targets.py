@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from dashboard.connection import mask_url
+from dashboard.tomlfile import read_toml
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KEYS = {"name", "url", "url_env", "password_env", "username_env", "allow_writes"}
@@ -148,12 +148,5 @@ def load_targets(
     path: str, *, allow_writes: bool = False, environ: Mapping[str, str] | None = None
 ) -> list[Target]:
     """Targets from the TOML file at ``path``."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise TargetsError(f"cannot read targets file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        # The decoder's message names a line and column, never the file's content.
-        raise TargetsError(f"targets file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "targets file", TargetsError)
     return parse_targets(data, path, allow_writes=allow_writes, environ=environ)

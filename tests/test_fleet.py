@@ -164,3 +164,78 @@ def test_key_browser_search_and_server_pages_stay_within_their_target(fleet_app)
     for path in ("/t/queues/info.json", "/t/queues/clients.json"):
         assert web.get(path).status_code == 200
     assert "keyspace" in json.dumps(web.get("/t/queues/info.json").get_json()["sections"])
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def _cli(capsys, *argv):
+    from dashboard.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_audit_reports_per_target_and_fails_if_any_target_fails(private_server, capsys, tmp_path):
+    clean, dirty = private_server(), private_server()
+    redis.Redis(port=dirty.port).set("lock:{x}", "t")  # a lock without a TTL: critical
+    config = tmp_path / "audit.toml"  # a fresh test server's own criticals are not the point
+    config.write_text("[rules.default-user-nopass]\nenabled = false\n")
+    code, out, err = _cli(
+        capsys, "audit", "--url", clean.url, "--url", dirty.url, "--format", "json",
+        "--fail-on", "critical", "--config", str(config),
+    )  # fmt: skip
+    import json
+
+    doc = json.loads(out)
+    assert [t["name"] for t in doc["targets"]] == [
+        f"127.0.0.1-{clean.port}",
+        f"127.0.0.1-{dirty.port}",
+    ]
+    by_port = {t["url"]: t for t in doc["targets"]}
+    assert by_port[clean.url]["report"]["summary"]["critical"] == 0
+    assert by_port[dirty.url]["report"]["summary"]["critical"] >= 1
+    assert doc["summary"]["critical"] == by_port[dirty.url]["report"]["summary"]["critical"]
+    assert code == 1, err
+    code, out, _ = _cli(
+        capsys, "audit", "--url", clean.url, "--url", clean.url, "--fail-on", "critical",
+        "--config", str(config),
+    )  # fmt: skip
+    assert code == 0 and out.count("== 127.0.0.1-") == 2
+
+
+def test_audit_of_a_fleet_with_one_target_down_reports_the_others(private_server, capsys, tmp_path):
+    from dashboard.embedded import free_port
+
+    up = private_server()
+    path = _toml(
+        tmp_path,
+        f"""
+[[target]]
+name = "up"
+url = "{up.url}"
+
+[[target]]
+name = "down"
+url = "redis://127.0.0.1:{free_port()}/0"
+""",
+    )
+    code, out, _ = _cli(capsys, "audit", "--targets", path, "--format", "markdown")
+    assert code == 2
+    assert "## Target `up`" in out and "## Target `down`" in out
+    assert "**Could not be audited:**" in out
+    code, out, _ = _cli(capsys, "audit", "--targets", path, "--format", "sarif")
+    import json
+
+    runs = json.loads(out)["runs"]
+    assert [r["automationDetails"]["id"] for r in runs] == ["redis-audit/up/", "redis-audit/down/"]
+    assert runs[1]["invocations"][0]["executionSuccessful"] is False and code == 2
+
+
+def test_keyspace_takes_one_url_and_a_bad_targets_file_is_one_line(capsys, tmp_path):
+    code, _out, err = _cli(capsys, "keyspace", "--url", "redis://a:1/0", "--url", "redis://b:1/0")
+    assert code == 2 and "give --url once" in err
+    bad = _toml(tmp_path, '[[target]]\nname = "x"\nurl = "redis://x:1/0"\npassword_env = "NOPE"\n')
+    code, _out, err = _cli(capsys, "audit", "--targets", bad)
+    assert code == 2 and "NOPE" in err and len(err.strip().splitlines()) == 1
