@@ -169,6 +169,11 @@ class Settings:
         "namespaces and stream groups with their own label on /metrics; the rest are summed "
         "into one 'other' series",
     )
+    browse_scan_keys: int = _setting(
+        20000,
+        "most keys SCAN examines for one page of the key browser (/keys); the page then "
+        "offers to continue where it stopped",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -205,6 +210,7 @@ class Settings:
             "max_namespaces",
             "live_max_keys",
             "live_scan_keys",
+            "browse_scan_keys",
         )
         for name in positive:
             if getattr(self, name) < 1:

@@ -12,11 +12,16 @@ The dashboard needs to (a) put a key in a URL and get the exact bytes back, and
   (:func:`remember` / :func:`recall`). A reference is valid only while *this*
   dashboard process remembers it: after a restart, in another worker process, or
   once evicted, it resolves to nothing and the page must say the link expired.
+* :func:`readable_name`: the key as plain text when it can sit in a URL path as
+  itself (``/key/user:42:profile``): UTF-8, printable, no ``.``/``..`` segments a
+  browser would fold away; None for every other key, which keeps the base64 form.
 * :func:`display_key` / :func:`display_bytes`: readable text. Valid UTF-8 shows as
   itself; invalid bytes show as ``\\xNN``; backslashes, control characters and
   bidi overrides are escaped too, so a display string is unambiguous. HTML is NOT
   escaped here: that is the template's job (Jinja autoescape), and escaping twice
-  would show ``&lt;`` to the user.
+  would show ``&lt;`` to the user. :func:`parse_display` undoes the escaping.
+* :func:`redis_cli_arg`: the key as one redis-cli argument (``"odd:\\xff"``), and
+  :func:`glob_escape`: the key as a literal inside a SCAN MATCH glob.
 """
 
 from __future__ import annotations
@@ -184,3 +189,80 @@ def display_bytes(data: bytes, limit: int = 256) -> dict[str, Any]:
     truncated = len(data) > limit
     shown = _cut(data, limit) if truncated else data
     return {"text": escape_bytes(shown), "length": len(data), "truncated": truncated}
+
+
+_DISPLAY_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def parse_display(text: str) -> bytes:
+    """The bytes behind a :func:`display_key` text shown in full (``limit=None``).
+
+    The escaping is unambiguous (a literal backslash is doubled), so this undoes it;
+    group names, consumer names and audit examples come to pages as display text.
+    """
+    out = bytearray()
+    pos = 0
+    for match in _DISPLAY_ESCAPE.finditer(text):
+        out += text[pos : match.start()].encode("utf-8", "surrogateescape")
+        code = match.group(1)
+        if code == "\\":
+            out += b"\\"
+        elif code[0] == "x":
+            out.append(int(code[1:], 16))
+        else:
+            out += chr(int(code[1:], 16)).encode("utf-8", "surrogatepass")
+        pos = match.end()
+    out += text[pos:].encode("utf-8", "surrogateescape")
+    return bytes(out)
+
+
+def readable_name(key: bytes) -> str | None:
+    """``key`` as text fit for a URL path (``/key/<name>``), or None.
+
+    Only names a person could type and a browser passes through unchanged: valid,
+    printable UTF-8 of at most :data:`MAX_URL_KEY_BYTES` bytes, not starting with
+    ``/`` and without ``.`` or ``..`` path segments (browsers resolve those). Every
+    other key keeps the reversible base64 form.
+    """
+    key = bytes(key)
+    if not key or len(key) > MAX_URL_KEY_BYTES or key.startswith(b"/"):
+        return None
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.isprintable() or any(ord(c) in _BIDI for c in text):
+        return None
+    if any(part in (".", "..") for part in text.split("/")):
+        return None
+    return text
+
+
+_CLI_PLAIN = re.compile(rb"[A-Za-z0-9_:.{}/@+=,-]+")
+_CLI_ESCAPES = {0x22: '\\"', 0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def redis_cli_arg(key: bytes) -> str:
+    """``key`` as one redis-cli argument that reads back as exactly these bytes.
+
+    Plain names stay bare; anything else is double-quoted with redis-cli's own
+    escapes (``\\"``, ``\\\\``, ``\\n``, ``\\r``, ``\\t``, ``\\xHH``), which its
+    argument parser (sdssplitargs) turns back into the original bytes.
+    """
+    key = bytes(key)
+    if _CLI_PLAIN.fullmatch(key):
+        return key.decode("ascii")
+    parts = []
+    for byte in key:
+        if byte in _CLI_ESCAPES:
+            parts.append(_CLI_ESCAPES[byte])
+        elif 0x20 <= byte < 0x7F:
+            parts.append(chr(byte))
+        else:
+            parts.append(f"\\x{byte:02x}")
+    return '"' + "".join(parts) + '"'
+
+
+def glob_escape(data: bytes) -> bytes:
+    """``data`` as a literal inside a Redis glob (SCAN MATCH): ``* ? [ ] \\`` escaped."""
+    return re.sub(rb"([*?\[\]\\])", rb"\\\1", bytes(data))

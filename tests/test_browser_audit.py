@@ -18,7 +18,8 @@ def test_audit_page_shows_planted_findings_and_reruns(live_server, page, r):
     # The page polls the progress fragment, then reloads with the report.
     page.locator("#audit-summary").wait_for(timeout=60_000)
     lock = page.locator("#rule-lock-without-ttl")
-    assert "critical" in lock.locator("h2").inner_text()
+    assert "critical" in lock.locator("h3").inner_text()
+    assert lock.locator("xpath=ancestor::section[@id='severity-critical']").count() == 1
     assert lock.locator("td.subject").inner_text() == "lock:{order-1}"
     assert "dashboard.patterns.locks" in lock.locator(".fix").inner_text()
     assert page.locator("#rule-big-string td.subject").inner_text() == "blob:report"

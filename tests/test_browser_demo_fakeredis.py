@@ -54,7 +54,13 @@ def demo(tmp_path_factory):
 def _argument_values(demo) -> dict[str, list[str]]:
     """How to fill the routes that take a path argument (a new one must be added here)."""
     cards = json.loads(demo.get("/playground.json"))["cards"]
-    return {"card_id": [c["id"] for c in cards][:2]}
+    keys = json.loads(demo.get("/keys.json"))["keys"]
+    names = [k["name"] for k in keys if k["name"]][:2]
+    return {
+        "card_id": [c["id"] for c in cards][:2],
+        "name": names,  # /key/<name>: readable key URLs
+        "job_id": ["no-such-job"],  # /bulk/job/<id>: jobs live in the process (a 404 page)
+    }
 
 
 def _seeds(demo) -> tuple[list[str], set[str]]:

@@ -1,5 +1,6 @@
 """A fleet: several Redis targets in one dashboard, each with its own observer and pages."""
 
+import json
 import re
 from urllib.parse import quote
 
@@ -144,6 +145,25 @@ def test_fleet_page_lists_every_target_and_shows_a_stopped_one_down(fleet_app):
 def test_an_unknown_target_is_not_found(fleet_app):
     app, *_ = fleet_app
     assert app.test_client().get("/t/nope/keyspace").status_code == 404
+
+
+def test_key_browser_search_and_server_pages_stay_within_their_target(fleet_app):
+    app, _one, _two = fleet_app
+    web = app.test_client()
+    listing = web.get("/t/queues/keys.json").get_json()
+    assert [k["key"] for k in listing["keys"]] == ["queue:x"]
+    html = web.get("/t/queues/keys").get_data(as_text=True)
+    links = [h for h in re.findall(r'href="(/[^"]*)"', html) if not h.startswith("/t/cache/")]
+    assert 'href="/t/queues/key/queue:x"' in html
+    assert all(h.startswith("/t/queues/") or h.startswith("/fleet") for h in links), links
+    assert 'action="/t/queues/search"' in html
+    found = web.get("/t/queues/search?q=queue:x")
+    assert found.headers["Location"] == "/t/queues/key/queue:x"
+    page = web.get("/t/queues/key/queue:x").get_data(as_text=True)
+    assert 'id="key-type">string<' in page and 'href="/t/queues/key.json?k=' in page
+    for path in ("/t/queues/info.json", "/t/queues/clients.json"):
+        assert web.get(path).status_code == 200
+    assert "keyspace" in json.dumps(web.get("/t/queues/info.json").get_json()["sections"])
 
 
 # --- the CLI ------------------------------------------------------------------------------

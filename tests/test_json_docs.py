@@ -15,6 +15,45 @@ DETAIL_DOCS = {
 }
 
 
+def test_bulk_job_fields_documented(make_app, r):
+    import time
+
+    r.set("a:1", "v")
+    web = make_app().test_client()
+    html = web.get("/keys").get_data(as_text=True)
+    token = html.split('"X-CSRF-Token": "')[1].split('"')[0]
+    started = web.post(
+        "/bulk/dryrun.json", data={"csrf_token": token, "rule": "missing-ttl", "ns": "YQ"}
+    ).get_json()["job"]
+    for _ in range(200):
+        data = web.get(f"/bulk/job/{started['id']}.json").get_json()
+        if data["job"]["state"] == "done":
+            break
+        time.sleep(0.05)
+    section = _section("/bulk.json")
+    missing = [n for n in (*data, *data["job"]) if f"`{n}`" not in section]
+    assert not missing, f"undocumented bulk job fields {missing}"
+
+
+def test_row_and_history_fields_documented(web, r):
+    r.xadd("s", {"f": "v"})
+    rows = web.get("/streams.json").get_json()
+    streams = _section("/streams.json")
+    assert rows["rows"], rows
+    missing = [n for n in (*rows["rows"][0], *rows["paging"]) if f"`{n}`" not in streams]
+    assert not missing, f"undocumented /streams.json row fields {missing}"
+    history = web.get("/locks.json").get_json()["history"]
+    locks = _section("/locks.json")
+    assert not [n for n in history if f"`{n}`" not in locks]
+
+
+def test_key_browser_entry_fields_documented(web, r):
+    r.set("a:1", "v")
+    entry = web.get("/keys.json?match=a*").get_json()["keys"][0]
+    section = _section("/keys.json")
+    assert not [n for n in entry if f"`{n}`" not in section]
+
+
 def _section(path: str) -> str:
     match = re.search(rf"^## `{re.escape(path)}[^`]*`\n(.*?)(?=^## |\Z)", DOC, re.M | re.S)
     assert match, f"docs/json.md has no section for {path}"
@@ -49,6 +88,13 @@ def _wait(web, path):
         "/history/keyspace.json",
         "/history/streams.json",
         "/compare.json",
+        "/keys.json?match=a*",
+        "/slowlog.json",
+        "/clients.json",
+        "/commands.json",
+        "/info.json",
+        "/writes.json",
+        "/bulk.json?rule=missing-ttl&ns=YQ",
     ],
 )
 def test_top_level_fields_documented(web, r, path):

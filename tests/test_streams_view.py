@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from dashboard.inspect.live.streams import LagHistory, StreamFinder, raw_name, stream_summary
+from dashboard.inspect.live.streams import LagHistory, StreamFinder, stream_summary
+from dashboard.inspect.live.streamwindows import raw_name
 from dashboard.keyid import display_key, encode_key
 from dashboard.patterns.streams import Worker, ensure_group
 from dashboard.web.streams import sparkline

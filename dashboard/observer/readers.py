@@ -25,9 +25,12 @@ from dashboard.inspect.errors import (
 )
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Detectors
 from dashboard.inspect.live.state import KeySearch, read_live
-from dashboard.inspect.live.streams import LagHistory, StreamFinder, key_client, stream_summary
+from dashboard.inspect.live.streamread import read_streams
+from dashboard.inspect.live.streams import LagHistory, StreamFinder
 from dashboard.inspect.nodes import node_clients
+from dashboard.inspect.server.clients import read_clients
 from dashboard.inspect.server.overview import server_overview
+from dashboard.inspect.server.tables import rates_for, read_commands, read_info, read_slowlog
 from dashboard.keyid import display_key
 from dashboard.patterns.pubsub import channels_state
 
@@ -82,12 +85,9 @@ class StreamWatch:
         assert self.finder is not None
         found = self.finder.find(match)
         dead_ms = self.settings.consumer_dead_ms
-        streams = []
-        for key, node in found["streams"]:
-            conn = key_client(self.client, key)
-            summary = stream_summary(conn, key, node=node, history=self.history, dead_ms=dead_ms)
-            if summary is not None:
-                streams.append(summary)
+        streams = read_streams(
+            self.client, found["streams"], history=self.history, dead_ms=dead_ms
+        )  # pipelined: two round trips per node and batch (inspect/live/streamread.py)
         streams.sort(key=lambda s: s["key"])
         discovery = {k: v for k, v in found.items() if k != "streams"}
         return {
@@ -252,3 +252,15 @@ register(
     )
 )
 register(Kind("pubsub", lambda o, p: read_pubsub(o.client, p or "*"), _live, parameterized=True))
+
+# The server's own tables (docs/server.md): read while their page or twin is watched.
+register(Kind("slowlog", lambda o, _p: read_slowlog(o.client), lambda s: s.server_refresh_s))
+register(Kind("clients", lambda o, _p: read_clients(o.client), lambda s: s.server_refresh_s))
+register(
+    Kind(
+        "commands",
+        lambda o, _p: read_commands(o.client, rates_for(o)),
+        lambda s: s.server_refresh_s,
+    )
+)
+register(Kind("info", lambda o, _p: read_info(o.client), lambda s: s.server_refresh_s))

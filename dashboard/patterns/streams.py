@@ -240,9 +240,21 @@ def stream_state(
             return StreamState(stream=name, exists=False)
         raise StreamStateError(f"{name}: cannot read as a stream: {exc}") from exc
     now_ms = _server_ms(client)
+    base = stream_base(name, info, now_ms)
+    raw_groups = client.xinfo_groups(stream) if info.get("groups") else []
+    groups = [
+        _group_state(client, stream, g, base, now_ms, pending_sample, lag_scan_limit, max_consumers)
+        for g in raw_groups[:max_groups]
+    ]
+    return StreamState(**base, groups=groups, groups_truncated=len(raw_groups) > max_groups)
+
+
+def stream_base(name: str, info: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """The stream-level fields of :class:`StreamState` from an XINFO STREAM reply (also
+    used by readers that pipeline many streams: dashboard.inspect.live.streamread)."""
     first_id = _entry_id(info.get("first-entry"))
     last_id = _entry_id(info.get("last-entry"))
-    base = {
+    return {
         "stream": name,
         "exists": True,
         "length": int(info.get("length", 0)),
@@ -254,12 +266,6 @@ def stream_state(
         "entries_added": info.get("entries-added"),
         "max_deleted_id": _sid(info.get("max-deleted-entry-id")),
     }
-    raw_groups = client.xinfo_groups(stream) if info.get("groups") else []
-    groups = [
-        _group_state(client, stream, g, base, now_ms, pending_sample, lag_scan_limit, max_consumers)
-        for g in raw_groups[:max_groups]
-    ]
-    return StreamState(**base, groups=groups, groups_truncated=len(raw_groups) > max_groups)
 
 
 def _group_state(
@@ -274,40 +280,51 @@ def _group_state(
 ) -> GroupState:
     raw_name = group["name"]
     last_delivered = _sid(group["last-delivered-id"]) or "0-0"
-    pending = int(group.get("pending", 0))
+    lag = _lag(group.get("lag"), last_delivered, stream_info)
+    if lag[1] == "xrange":
+        lag = _counted_lag(client, stream, last_delivered, lag_scan_limit)
+    oldest_id, rows = None, []
+    if int(group.get("pending", 0)):
+        oldest_id = _sid(client.xpending(stream, raw_name).get("min"))
+        rows = client.xpending_range(stream, raw_name, "-", "+", pending_sample)
+    consumers = client.xinfo_consumers(stream, raw_name) if group.get("consumers") else []
+    return group_from_replies(
+        group, stream_info, now_ms, lag, oldest_id, rows, consumers, max_consumers
+    )
+
+
+def group_from_replies(
+    group: dict[str, Any],
+    stream_info: dict[str, Any],
+    now_ms: int,
+    lag: tuple[int | None, str, bool],
+    oldest_id: str | None,
+    pending_rows: list[dict[str, Any]],
+    consumers: list[dict[str, Any]],
+    max_consumers: int,
+) -> GroupState:
+    """A :class:`GroupState` from its replies: the XINFO GROUPS entry, the lag as
+    :func:`group_lag` (or a counted XRANGE) gives it, the oldest pending id, a sample of
+    XPENDING's extended form, and XINFO CONSUMERS."""
     entries_read = group.get("entries-read")
-    lag, source, lower = _lag(group.get("lag"), last_delivered, stream_info)
-    if source == "xrange":
-        lag, source, lower = _counted_lag(client, stream, last_delivered, lag_scan_limit)
     added = stream_info["entries_added"]
     upper = added - entries_read if added is not None and entries_read is not None else None
-
-    oldest_id = oldest_idle = max_count = None
-    sampled = 0
-    if pending:
-        summary = client.xpending(stream, raw_name)
-        oldest_id = _sid(summary.get("min"))
-        rows = client.xpending_range(stream, raw_name, "-", "+", pending_sample)
-        sampled = len(rows)
-        if rows:
-            oldest_idle = max(int(r["time_since_delivered"]) for r in rows)
-            max_count = max(int(r["times_delivered"]) for r in rows)
-    consumers = client.xinfo_consumers(stream, raw_name) if group.get("consumers") else []
+    rows = pending_rows
     return GroupState(
-        name=_text(raw_name),
+        name=_text(group["name"]),
         consumers=int(group.get("consumers", 0)),
-        pending=pending,
-        last_delivered_id=last_delivered,
+        pending=int(group.get("pending", 0)),
+        last_delivered_id=_sid(group["last-delivered-id"]) or "0-0",
         entries_read=entries_read,
-        lag=lag,
-        lag_source=source,
-        lag_is_lower_bound=lower,
+        lag=lag[0],
+        lag_source=lag[1],
+        lag_is_lower_bound=lag[2],
         lag_upper_bound=upper,
         oldest_pending_id=oldest_id,
         oldest_pending_age_ms=_age_ms(oldest_id, now_ms),
-        oldest_pending_idle_ms=oldest_idle,
-        max_delivery_count=max_count,
-        pending_sampled=sampled,
+        oldest_pending_idle_ms=max((int(r["time_since_delivered"]) for r in rows), default=None),
+        max_delivery_count=max((int(r["times_delivered"]) for r in rows), default=None),
+        pending_sampled=len(rows),
         consumer_list=[
             ConsumerState(
                 name=_text(c["name"]),
@@ -350,3 +367,7 @@ def _counted_lag(
     if len(entries) < limit:
         return len(entries), "xrange", False
     return len(entries), "xrange-lower-bound", True
+
+
+# The lag rules, public for readers that batch many streams (inspect/live/streamread.py).
+group_lag = _lag

@@ -32,8 +32,10 @@ def _blueprints() -> list[Any]:
     """Each view's ``bp`` and its navigation label (``NAV``), in menu order."""
     from dashboard.web import (
         audit,
+        bulk,
         compare,
         history,
+        keys,
         keyspace,
         keyview,
         live,
@@ -41,23 +43,29 @@ def _blueprints() -> list[Any]:
         overview,
         playground,
         pubsub,
+        server,
         streams,
+        writes,
     )
 
     return [
         fleet_view,
         overview,
         keyspace,
+        keys,
         keyview,
         live.ratelimits,
         live.locks,
         audit,
         streams,
         pubsub,
+        server,
         playground,
         history,
         compare,
         metrics,
+        bulk,
+        writes,
     ]
 
 
@@ -221,7 +229,13 @@ def _install_error_pages(app: Flask) -> None:
         log.warning("Redis error on %s: %s", request.path, exc)
         return _error(502, "Redis answered with an error", str(exc))
 
-    for status, title in ((400, "Bad request"), (404, "Not found"), (405, "Not allowed")):
+    for status, title in (
+        (400, "Bad request"),
+        (403, "Refused"),
+        (404, "Not found"),
+        (405, "Not allowed"),
+        (409, "Conflict"),
+    ):
 
         def handler(exc: Any, status: int = status, title: str = title) -> Any:
             return _error(status, title, getattr(exc, "description", title))

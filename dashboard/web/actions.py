@@ -14,7 +14,8 @@ from flask import jsonify, render_template, request, url_for
 
 from dashboard.inspect.live.actions import ActionError
 from dashboard.inspect.live.detectors import Detectors
-from dashboard.keyid import UnknownKeyRef, resolve_address
+from dashboard.keyid import UnknownKeyRef, redis_cli_arg, resolve_address
+from dashboard.web import writes
 from dashboard.web.pages import wants_json
 from dashboard.web.state import state
 
@@ -59,11 +60,14 @@ def two_step(
     try:
         if confirm:
             result = perform(client, detectors, key, confirm)
+            writes.record(what, redis_cli_arg(key), None, str(result.get("message")), True)
             if after is not None:
                 after()
         else:
             result = {**prepare(client, detectors, key), "k": address}
     except ActionError as exc:
         title = {404: "Not found", 409: "Not done"}.get(exc.status, "Refused")
+        if confirm:
+            writes.record(what, redis_cli_arg(key), None, str(exc), False)
         return _answer(template, back, exc.status, error=title, message=str(exc))
     return _answer(template, back, 200, error=None, **result)

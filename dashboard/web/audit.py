@@ -14,6 +14,10 @@ from flask import Blueprint, Response, abort, redirect, request, url_for
 
 from dashboard.inspect.audit import CATALOG, RULES
 from dashboard.inspect.audit.formats import to_markdown
+from dashboard.inspect.keyspace.bulk import RULE_ACTIONS
+from dashboard.inspect.keyspace.scan import ScanOptions
+from dashboard.web import evidence
+from dashboard.web.bulk import namespace_id
 from dashboard.web.pages import page, render, wants_json
 from dashboard.web.picture import version
 from dashboard.web.state import state
@@ -71,13 +75,27 @@ def audit_job() -> AuditHandle:
     return AuditHandle(state().observer)
 
 
-def _groups(report: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Findings grouped by rule, in report order (most severe first)."""
+SEVERITIES = ("critical", "warning", "info")
+
+
+def _fix(finding: dict[str, Any], delimiter: bytes) -> str | None:
+    """The bulk-fix page of a finding that has one (missing-ttl, big-* on a namespace)."""
+    if finding["rule"] not in RULE_ACTIONS or finding.get("subject_kind") != "namespace":
+        return None
+    ns = namespace_id(finding["subject"], delimiter)
+    return None if ns is None else url_for("bulk.index", rule=finding["rule"], ns=ns)
+
+
+def _groups(report: dict[str, Any] | None, delimiter: bytes) -> list[dict[str, Any]]:
+    """Findings by severity (critical first), then by rule in report order; a rule whose
+    findings differ in severity (missing-ttl lowers deliberate ones to info) shows up
+    under each severity it has."""
     if not report:
         return []
-    groups: dict[str, dict[str, Any]] = {}
+    by_severity: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in SEVERITIES}
     for finding in report["findings"]:
         rule = RULES[finding["rule"]]
+        groups = by_severity.setdefault(finding["severity"], {})
         group = groups.setdefault(
             rule.id,
             {
@@ -89,8 +107,32 @@ def _groups(report: dict[str, Any] | None) -> list[dict[str, Any]]:
                 "findings": [],
             },
         )
-        group["findings"].append(finding)
-    return list(groups.values())
+        group["findings"].append(
+            {
+                **finding,
+                "rows": evidence.rows(finding["evidence"]),
+                "fix_url": _fix(finding, delimiter),
+                "subject_link": evidence.key_link(finding["subject"])
+                if finding.get("subject_kind") == "key"
+                else None,
+            }
+        )
+    seen: set[str] = set()  # a rule's most severe group keeps the plain id (rule-<id>)
+    for severity in SEVERITIES:
+        for group in by_severity.get(severity, {}).values():
+            rule_id = group["rule"]
+            plain = rule_id not in seen
+            group["anchor"] = f"rule-{rule_id}" if plain else f"rule-{rule_id}-{severity}"
+            seen.add(rule_id)
+    return [
+        {
+            "severity": severity,
+            "rules": list(groups.values()),
+            "count": sum(len(g["findings"]) for g in groups.values()),
+        }
+        for severity, groups in by_severity.items()
+        if groups
+    ]
 
 
 @page(bp, "/audit")
@@ -107,7 +149,7 @@ def index() -> Any:
     return render(
         "audit/index.html",
         data,
-        groups=_groups(report),
+        groups=_groups(report, ScanOptions.from_settings(state().settings).delimiter),
         catalog=CATALOG,
         version=version(data["freshness"], cycle["state"], cycle["error"], running),
     )

@@ -1,4 +1,9 @@
-"""Template filters: human sizes, durations and counts."""
+"""Template filters: human sizes, durations and counts.
+
+Sizes are binary multiples named as such (KiB, MiB, GiB: what INFO's ``*_human``
+fields and the overview use), and :func:`size` shows the exact byte count on hover,
+so "3.4 MiB" can be checked against ``3,610,304 bytes``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup, escape
 
-_UNITS = ("B", "KB", "MB", "GB", "TB")
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def human_bytes(value: Any) -> str:
-    """1536 -> '1.5 KB' (binary multiples, as INFO's used_memory_human)."""
+    """1536 -> '1.5 KiB' (binary multiples, named as such); None -> '—'."""
     if value is None:
         return "—"
     size = float(value)
@@ -19,7 +25,17 @@ def human_bytes(value: Any) -> str:
         if abs(size) < 1024 or unit == _UNITS[-1]:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
-    return f"{size:.1f} TB"
+    return f"{size:.1f} {_UNITS[-1]}"
+
+
+def size(value: Any) -> Markup:
+    """``human_bytes`` in a span whose title is the exact count ('3,610,304 bytes')."""
+    if value is None:
+        return Markup('<span class="unavailable">—</span>')
+    exact = f"{int(value):,} bytes"
+    return Markup('<span class="bytes" title="{}">{}</span>').format(
+        escape(exact), escape(human_bytes(value))
+    )
 
 
 def human_ms(value: Any) -> str:
@@ -82,6 +98,7 @@ def isotime(value: Any) -> str:
 def install(app: Flask) -> None:
     app.jinja_env.filters.update(
         human_bytes=human_bytes,
+        size=size,
         human_ms=human_ms,
         number=number,
         percent=percent,

@@ -4,7 +4,9 @@ The observer scans at start, every ``rescan_interval`` and on demand (Re-scan); 
 page shows the last finished scan (its id and "as of" time) and, while a newer one
 runs, its progress. Drill down
 with ``?ns=<namespace id>``; sort with ``?sort=bytes|keys|name|ttl``; filter
-namespaces with ``?q=<glob>`` and ``?type=<redis type>``.
+namespaces with ``?q=<glob>`` (matched against full namespace paths at every depth
+below the current one, as a key glob: ``user:*`` finds the ``user`` namespace) and
+``?type=<redis type>``. Every namespace row links to its keys in the key browser.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, redirect, request, url_for
 
 from dashboard.inspect.keyspace.rollup import iter_nodes
+from dashboard.keyid import glob_escape, parse_display
 from dashboard.web.pages import page, render, wants_json
 from dashboard.web.picture import version
 from dashboard.web.state import state
@@ -73,13 +76,47 @@ def _select(picture: dict[str, Any], ns: str | None) -> tuple[dict[str, Any], li
     return found
 
 
-def _children(node: dict[str, Any], sort: str, pattern: str, kind: str) -> list[dict[str, Any]]:
+def glob_matches(node: dict[str, Any], pattern: str, delimiter: str) -> bool:
+    """Whether a namespace answers a key glob: its full path matches, or the glob names
+    the keys under it (``user:*`` matches ``user``), or its own name matches."""
+    path = node.get("path")
+    if path is None:
+        return fnmatch.fnmatchcase(node["name"], pattern)
+    return any(
+        fnmatch.fnmatchcase(text, pattern) for text in (path, path + delimiter, node["name"])
+    )
+
+
+def _descendants(node: dict[str, Any]) -> list[dict[str, Any]]:
+    out, stack = [], list(node["children"])
+    while stack:
+        child = stack.pop()
+        out.append(child)
+        stack += child["children"]
+    return out
+
+
+def _children(
+    node: dict[str, Any], sort: str, pattern: str, kind: str, delimiter: str = ":"
+) -> list[dict[str, Any]]:
     kids = node["children"]
     if pattern:
-        kids = [c for c in kids if fnmatch.fnmatchcase(c.get("path") or c["name"], pattern)]
+        kids = [c for c in _descendants(node) if glob_matches(c, pattern, delimiter)]
     if kind:
         kids = [c for c in kids if kind in c["types"]]
     return [_summary(c, node["bytes"]) for c in sorted(kids, key=SORTS[sort])]
+
+
+def _delimiter(picture: dict[str, Any]) -> str:
+    return (picture["result"].get("settings") or {}).get("delimiter") or ":"
+
+
+def keys_glob(path: str | None, delimiter: str) -> str:
+    """The key browser's glob for the keys under a namespace path (display text)."""
+    if path is None:
+        return "*"
+    raw = parse_display(path + delimiter)
+    return glob_escape(raw).decode("utf-8", "surrogateescape") + "*"
 
 
 def _scan_meta(picture: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -119,7 +156,7 @@ def index() -> Any:
         data.update(
             node=_summary(node, result["tree"]["bytes"]),
             trail=[{"name": t["name"], "id": t["id"]} for t in trail],
-            children=_children(node, sort, pattern, kind),
+            children=_children(node, sort, pattern, kind, _delimiter(picture)),
             estimated=bool(result.get("estimated")),
             totals={
                 "keys": result["tree"]["keys"],
@@ -131,10 +168,12 @@ def index() -> Any:
         data["types_seen"] = _index(picture)["types_seen"]
     running = (cycle["running"] or {}).get("id")
     fresh = data["freshness"]
+    delimiter = ":" if picture is None or picture.get("result") is None else _delimiter(picture)
     return render(
         "keyspace/index.html",
         data,
         sorts=list(SORTS),
+        keys_glob=lambda path: keys_glob(path, delimiter),
         version=version(fresh, cycle["state"], cycle["error"], running),
     )
 

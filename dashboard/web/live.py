@@ -7,6 +7,11 @@ shapes that reading (``?q=`` filters it) without another Redis call, and polls i
 fragment while there is something to show. The one write action of each page
 (reset an identity's limiter, force-release a lock) is two steps, writes enabled
 only (:mod:`dashboard.web.actions`).
+
+``/locks`` also shows what recent readings saw (acquisitions, holders, contention:
+:class:`~dashboard.inspect.live.lockhistory.LockHistory`, fed by the observer's
+``locks`` reading): a lock held for a millisecond is rarely caught holding, but its
+counters tell how busy it is. The page keeps refreshing while that shows activity.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dashboard.inspect.live.actions import (
     release_lock,
     reset_limiter,
 )
+from dashboard.inspect.live.lockhistory import LockHistory
 from dashboard.inspect.live.state import lock_view, ratelimit_view
 from dashboard.web.actions import two_step
 from dashboard.web.pages import page, render
@@ -58,6 +64,7 @@ class LiveView:
     what: str
     prepare: Callable[..., dict[str, Any]]
     perform: Callable[..., dict[str, Any]]
+    extend: Callable[[dict[str, Any], str], None] | None = None
     bp: Blueprint = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,10 +74,14 @@ class LiveView:
         self.bp.add_url_rule(f"/{self.name}/{self.action}", self.action, self.act, methods=["POST"])
 
     def index(self) -> Any:
+        if self.extend is not None:
+            lock_history()  # listening before the first reading, so none is missed
         data_read, freshness = reading(self.name)
         q = request.args.get("q", "")
         data = self.shape(data_read or EMPTY_READING, state().settings, q)
         data["freshness"] = freshness
+        if self.extend is not None:
+            self.extend(data, q)
         return render(f"{self.name}/index.html", data, version=version(freshness))
 
     def act(self) -> Any:
@@ -85,6 +96,29 @@ class LiveView:
         )
 
 
+def lock_history() -> LockHistory:
+    """This target's lock history, listening to its observer's locks readings."""
+    observer = state().observer
+
+    def attach() -> LockHistory:
+        history = LockHistory()
+
+        def listen(section: str, data: Any, as_of: float | None) -> None:
+            if section == "locks" and data is not None:
+                history.record(data, as_of)
+
+        observer.subscribe(listen)
+        return history
+
+    return state().singleton(f"lock_history:{id(observer)}", attach)
+
+
+def _with_history(data: dict[str, Any], q: str) -> None:
+    history = lock_history()
+    data["history"] = history.view(q)
+    data["live"] = data["live"] or history.active()
+
+
 ratelimits = LiveView(
     "ratelimits",
     "Rate limits",
@@ -95,5 +129,12 @@ ratelimits = LiveView(
     reset_limiter,
 )
 locks = LiveView(
-    "locks", "Locks", lock_view, "release", "release a lock", prepare_release, release_lock
+    "locks",
+    "Locks",
+    lock_view,
+    "release",
+    "release a lock",
+    prepare_release,
+    release_lock,
+    extend=_with_history,
 )

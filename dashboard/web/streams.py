@@ -1,9 +1,12 @@
 """Streams (``/streams``, ``/stream?k=<address>``): consumer-group lag, live.
 
-The list refreshes every second (htmx fragment); each render samples every
-group's lag into the process's bounded history, which draws the sparklines and
-the "growing" flag. The detail page shows a bounded entries window (XRANGE with
-COUNT, paged) and a group's pending entries (XPENDING with COUNT, paged).
+The list is one table row per consumer group (and per stream without groups),
+sortable by lag, pending, oldest pending age, length, last entry age and memory
+(``?sort=&dir=``), 50 rows a page (``?page=``); it refreshes every second (htmx
+fragment) from the observer's streams reading, which samples every group's lag into
+a bounded history (the sparklines and the "growing" flag). The detail page shows a
+bounded entries window (XRANGE with COUNT, paged) and a group's pending entries
+(XPENDING with COUNT, paged).
 
 Actions (claim, ack, delete a consumer) are POSTs with the CSRF token and a
 confirmation step, and only with writes enabled; read-only they are refused.
@@ -16,17 +19,16 @@ from typing import Any
 from flask import Blueprint, abort, flash, get_flashed_messages, redirect, request, url_for
 
 from dashboard.connection import is_cluster
-from dashboard.inspect.live.streams import (
-    LagHistory,
+from dashboard.inspect.live.streams import LagHistory, key_client, stream_summary, totals
+from dashboard.inspect.live.streamtable import SORTS, group_rows, page_of, sort_rows
+from dashboard.inspect.live.streamwindows import (
     check_id,
     entries_window,
-    key_client,
     pending_window,
     raw_name,
-    stream_summary,
-    totals,
 )
-from dashboard.keyid import UnknownKeyRef, display_key, resolve_address
+from dashboard.keyid import UnknownKeyRef, display_key, redis_cli_arg, resolve_address
+from dashboard.web import writes
 from dashboard.web.pages import page, render, wants_json
 from dashboard.web.picture import reading, version
 from dashboard.web.state import state
@@ -86,6 +88,21 @@ def _summary(key: bytes, node: str | None) -> dict[str, Any] | None:
     )
 
 
+def _table(streams: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    sort = request.args.get("sort") or "lag"
+    direction = request.args.get("dir") or None
+    try:
+        rows = sort_rows(group_rows(streams), sort, direction)
+        shown, paging = page_of(rows, _int_arg("page", 1))
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    except LookupError as exc:
+        abort(404, description=str(exc))
+    default_desc = SORTS[sort][1]
+    paging |= {"sort": sort, "dir": direction or ("desc" if default_desc else "asc")}
+    return shown, paging
+
+
 @page(bp, "/streams")
 def index() -> Any:
     match = request.args.get("match") or "*"
@@ -102,6 +119,7 @@ def index() -> Any:
         "streams": streams,
         "freshness": freshness,
     }
+    data["rows"], data["paging"] = _table(streams)
     return render("streams/index.html", data, sparkline=sparkline, version=version(freshness))
 
 
@@ -234,6 +252,11 @@ def _describe(req: dict[str, Any]) -> str:
     )
 
 
+def target_detail(req: dict[str, Any]) -> dict[str, Any]:
+    """What the write log keeps of a stream action (entry ids, consumer)."""
+    return {"ids": req["ids"][:20], "id_count": len(req["ids"]), "consumer": req["consumer"]}
+
+
 def _perform(req: dict[str, Any]) -> str:
     client = key_client(state().client, req["key"])
     key, group = req["key"], raw_name(req["group"])
@@ -271,7 +294,13 @@ def action() -> Any:
     if request.form.get("confirm") != "yes":
         data = {"confirm_required": True, "summary": summary, "target": target}
         return render("streams/confirm.html", data)
-    result = _perform(req)
+    subject = f"{redis_cli_arg(req['key'])} group {req['group']}"
+    try:
+        result = _perform(req)
+    except Exception as exc:
+        writes.record(ACTIONS[req["action"]], subject, target_detail(req), str(exc), False)
+        raise
+    writes.record(ACTIONS[req["action"]], subject, target_detail(req), result, True)
     if wants_json():
         return render("streams/confirm.html", {"done": True, "result": result, "target": target})
     flash(result)

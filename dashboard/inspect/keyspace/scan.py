@@ -202,6 +202,14 @@ class NodeScanner:
             facts, len(keys), vanished, refused, count, path, server_us, wall_us, self.cursor
         )
 
+    def facts(self, keys: list[bytes]) -> tuple[list[Fact], int, int, int]:
+        """``(facts, vanished, refused, server_us)`` of keys found another way (the key
+        browser's and bulk actions' SCAN MATCH): one script call, or the pipeline path."""
+        if not keys:
+            return [], 0, 0, 0
+        _path, server_us, flat, _ = self._facts(keys, None)
+        return (*_facts_of(keys, flat), server_us or 0)
+
     def _facts(self, keys: list[bytes], after: int | None) -> tuple[Any, ...]:
         """``(path, server_us, flat, next SCAN reply)``; flat: type, pttl, bytes, count per key."""
         if self.path != PIPELINE:

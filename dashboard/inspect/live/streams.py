@@ -12,7 +12,8 @@
   plus memory, trimming, consumer flags and the history.
 
 The detail page's bounded windows (entries, pending entries, id checks) are in
-:mod:`.streamwindows`, re-exported here.
+:mod:`.streamwindows`, re-exported here; the pipelined reading of many streams (the
+streams list) in :mod:`.streamread`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from dashboard.inspect.live.streamwindows import (
 )
 from dashboard.inspect.nodes import node_clients as _node_clients
 from dashboard.keyid import display_key, key_address
-from dashboard.patterns.streams import GroupState, StreamStateError, stream_state
+from dashboard.patterns.streams import GroupState, StreamState, StreamStateError, stream_state
 
 GROWING_WINDOW = 5  # samples: lag rose over all of them -> "growing"
 _PATTERNS_KEPT = 8  # match patterns whose sweep state is remembered
@@ -268,8 +269,7 @@ def stream_summary(
     client: Any, key: bytes, *, node: str | None, history: LagHistory, dead_ms: int
 ) -> dict[str, Any] | None:
     """One stream with its groups; None when the key is gone; ``error`` when unreadable."""
-    address = key_address(key)
-    base: dict[str, Any] = {"key": display_key(key), "id": address, "node": node, "error": None}
+    shape = {"node": node, "history": history, "dead_ms": dead_ms}
     try:
         state = stream_state(client, key)
     except (*CONNECTION_ERRORS, DeadlineExceeded):  # the page as a whole cannot be read
@@ -277,20 +277,41 @@ def stream_summary(
     except StreamStateError as exc:
         refused = exc.__cause__ if isinstance(exc.__cause__, NoPermissionError) else None
         error = describe_error("the stream", refused) if refused else str(exc)
-        return {**base, "error": error, "groups": []}
+        return summary_of(key, None, error=error, **shape)
     except ERRORS as exc:
-        return {**base, "error": describe_error("the stream", exc), "groups": []}
+        return summary_of(key, None, error=describe_error("the stream", exc), **shape)
     if not state.exists:
         return None
     memory = attempt("MEMORY USAGE", client.memory_usage, key)
+    reason = None if memory["available"] else memory["reason"]
+    return summary_of(key, state, memory=memory.get("data"), memory_reason=reason, **shape)
+
+
+def summary_of(
+    key: bytes,
+    state: StreamState | None,
+    *,
+    node: str | None,
+    history: LagHistory,
+    dead_ms: int,
+    error: str | None = None,
+    memory: int | None = None,
+    memory_reason: str | None = None,
+) -> dict[str, Any]:
+    """A stream as the pages show it, from its read state (None with an ``error``); the
+    pipelined reader (:mod:`.streamread`) builds its summaries with this too."""
+    address = key_address(key)
+    base: dict[str, Any] = {"key": display_key(key), "id": address, "node": node, "error": error}
+    if state is None:
+        return {**base, "groups": []}
     removed = None if state.entries_added is None else state.entries_added - state.length
     fields = {k: v for k, v in asdict(state).items() if k not in ("groups", "stream", "exists")}
     groups = [_group(g, (address, g.name), history, dead_ms) for g in state.groups]
     return {
         **base,
         **fields,
-        "memory_bytes": memory.get("data"),
-        "memory_unavailable": None if memory["available"] else memory["reason"],
+        "memory_bytes": memory,
+        "memory_unavailable": memory_reason,
         "removed_entries": removed,
         "trimmed": None if removed is None else removed > 0,
         "groups": groups,
@@ -324,5 +345,6 @@ __all__ = [
     "pending_window",
     "raw_name",
     "stream_summary",
+    "summary_of",
     "totals",
 ]

@@ -13,35 +13,18 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from dashboard.keyid import display_bytes, display_key
+from dashboard.keyid import display_bytes, display_key, parse_display
 
 ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
 MAX_ID_PART = 2**64 - 1
 MAX_WINDOW = 500
 FIELDS_SHOWN = 20
-_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
 
 
 def raw_name(display: str) -> bytes:
-    """The bytes behind a :func:`display_key` text shown in full (``limit=None``).
-
-    Group and consumer names come to the pages as display text; actions need the
-    exact bytes back. The escaping is unambiguous, so this undoes it.
-    """
-    out = bytearray()
-    pos = 0
-    for match in _ESCAPE.finditer(display):
-        out += display[pos : match.start()].encode("utf-8")
-        code = match.group(1)
-        if code == "\\":
-            out += b"\\"
-        elif code[0] == "x":
-            out.append(int(code[1:], 16))
-        else:
-            out += chr(int(code[1:], 16)).encode("utf-8")
-        pos = match.end()
-    out += display[pos:].encode("utf-8")
-    return bytes(out)
+    """The bytes behind a group or consumer name shown as display text (actions need
+    the exact bytes back): :func:`dashboard.keyid.parse_display` undoes the escaping."""
+    return parse_display(display)
 
 
 def check_id(value: str, what: str = "id") -> str:
