@@ -197,3 +197,68 @@ def page(browser):
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     yield pg
     context.close()
+
+
+# --- a real Redis Cluster and a real Sentinel set (started on first use) --------------
+
+
+def _start_topology(factory):
+    """Start an EmbeddedCluster/EmbeddedSentinel, skipping (failing in CI) without redis."""
+    try:
+        return factory().start()
+    except RedisServerNotFound as exc:
+        if in_ci():
+            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_session():
+    """The suite's own 3-primary/3-replica Redis Cluster, started when a test first asks.
+
+    Tests use ``cluster`` (healed and emptied for each test) rather than this one.
+    """
+    from dashboard.embedded_cluster import EmbeddedCluster
+
+    cluster = _start_topology(EmbeddedCluster)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(redis_cluster_session):
+    """The real cluster, whole again (crashed nodes restarted, no slot left migrating)
+    and empty. Tests may kill nodes, fail over or move slots: the next test heals it."""
+    redis_cluster_session.heal()
+    redis_cluster_session.flush()
+    return redis_cluster_session
+
+
+@pytest.fixture
+def cluster_client(cluster):
+    """A plain redis-py RedisCluster client on ``cluster`` (for planting data)."""
+    client = cluster.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_session():
+    """The suite's own Sentinel set: a primary, a replica and 3 Sentinels (started lazily)."""
+    from dashboard.embedded_cluster import EmbeddedSentinel
+
+    sentinel = _start_topology(EmbeddedSentinel)
+    try:
+        yield sentinel
+    finally:
+        sentinel.stop()
+
+
+@pytest.fixture
+def sentinel_set(redis_sentinel_session):
+    """The real Sentinel set, healed and with an empty primary."""
+    redis_sentinel_session.heal()
+    redis_sentinel_session.flush()
+    return redis_sentinel_session

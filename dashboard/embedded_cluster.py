@@ -1,0 +1,462 @@
+"""A private Redis Cluster and a private Sentinel set, built from :class:`EmbeddedRedis`.
+
+For the test suite and ``bench/``: real servers on free ports in temp dirs, never
+a server that was already running, every process stopped on :meth:`stop` and
+killed with its parent (``PR_SET_PDEATHSIG``) if the starter dies.
+
+The cluster is formed with plain commands (``CLUSTER SET-CONFIG-EPOCH``,
+``ADDSLOTSRANGE``, ``MEET``, ``REPLICATE``), not ``redis-cli --cluster create``,
+which sleeps a whole second between its checks: the nodes start in parallel and
+each step waits only until the servers report the state it needs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import redis
+
+from dashboard.embedded import EmbeddedRedis, free_port
+
+SLOTS = 16384
+SERVICE = "mymaster"
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy; errors count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (redis.RedisError, OSError, LookupError) as exc:
+            last, value = exc, None
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def _admin(port: int) -> redis.Redis:
+    return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1)
+
+
+def _myself(client: redis.Redis) -> dict[str, Any]:
+    """The node's own line of CLUSTER NODES: id, flags, slots, migrations in flight."""
+    for line in client.execute_command("CLUSTER", "NODES").decode().splitlines():
+        fields = line.split()
+        if "myself" in fields[2].split(","):
+            slots = [f for f in fields[8:] if not f.startswith("[")]
+            moving = [f for f in fields[8:] if f.startswith("[")]
+            return {
+                "id": fields[0],
+                "flags": fields[2],
+                "master": fields[3],
+                "slots": slots,
+                "moving": moving,
+            }
+    raise RuntimeError("CLUSTER NODES has no 'myself' line")
+
+
+class EmbeddedCluster:
+    """``primaries`` primaries with ``replicas`` replicas each, slots split evenly.
+
+    ``node_timeout`` (ms) is ``cluster-node-timeout``: how long a node may be
+    silent before the others fail it over (small here so failover tests are quick).
+    """
+
+    def __init__(
+        self,
+        primaries: int = 3,
+        replicas: int = 1,
+        *,
+        node_timeout: int = 2000,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        if primaries < 1 or replicas < 0:
+            raise ValueError("need at least one primary and zero or more replicas per primary")
+        self.primaries_wanted = primaries
+        self.replicas_per_primary = replicas
+        self.node_timeout = node_timeout
+        self.extra_args = extra_args
+        self.nodes: list[EmbeddedRedis] = []
+        self.bus_ports: list[int] = []
+        self.startup_s: float | None = None
+
+    # --- life cycle ------------------------------------------------------------------
+
+    def _node(self) -> EmbeddedRedis:
+        bus = free_port()
+        self.bus_ports.append(bus)
+        args = [
+            "--cluster-enabled", "yes",
+            "--cluster-port", str(bus),
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(self.node_timeout),
+            "--cluster-replica-validity-factor", "0",  # any replica may take over
+            "--repl-diskless-sync", "yes",
+            "--repl-diskless-sync-delay", "0",
+            # Redis 7 lists a replica in CLUSTER SLOTS only once its replication
+            # offset is non-zero; the primary's pings move it (default: every 10 s).
+            "--repl-ping-replica-period", "1",
+        ]  # fmt: skip
+        return EmbeddedRedis(extra_args=(*args, *self.extra_args))
+
+    def start(self, timeout: float = 60.0) -> EmbeddedCluster:
+        began = time.monotonic()
+        total = self.primaries_wanted * (1 + self.replicas_per_primary)
+        self.nodes = [self._node() for _ in range(total)]
+        try:
+            for node in self.nodes:
+                node.launch()
+            for node in self.nodes:
+                if not node.wait_ready(timeout):
+                    node.start()  # port taken meanwhile: retry on a fresh one
+            self._form(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.monotonic() - began
+        return self
+
+    def _form(self, timeout: float) -> None:
+        admins = [_admin(n.port) for n in self.nodes]
+        try:
+            count = self.primaries_wanted
+            for epoch, admin in enumerate(admins, start=1):
+                admin.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+            share = SLOTS // count
+            for i, admin in enumerate(admins[:count]):
+                last = SLOTS - 1 if i == count - 1 else (i + 1) * share - 1
+                admin.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
+            for i, admin in enumerate(admins):  # every pair meets: no wait for gossip
+                for node, bus in zip(self.nodes[i + 1 :], self.bus_ports[i + 1 :], strict=True):
+                    admin.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus)
+            wait_for(lambda: all(self._knows_all(a) for a in admins), "nodes to meet", timeout)
+            ids = [_myself(a)["id"] for a in admins[:count]]
+            for n, admin in enumerate(admins[count:]):
+                admin.execute_command("CLUSTER", "REPLICATE", ids[n % count])
+            self.wait_healthy(timeout)
+        finally:
+            for admin in admins:
+                admin.close()
+
+    def _knows_all(self, admin: redis.Redis) -> bool:
+        lines = admin.execute_command("CLUSTER", "NODES").decode().splitlines()
+        return len(lines) == len(self.nodes) and not any(
+            "handshake" in line or "noaddr" in line for line in lines
+        )
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- what tests and benchmarks use ---------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """A ``redis+cluster://`` URL naming every node as a start-up node."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def client(self, **kwargs: Any) -> redis.RedisCluster:
+        """A plain redis-py cluster client (not gated: for planting data and checks)."""
+        kwargs.setdefault("socket_timeout", 10)
+        return redis.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode("127.0.0.1", n.port) for n in self.nodes],
+            **kwargs,
+        )
+
+    def node(self, port: int) -> EmbeddedRedis:
+        return next(n for n in self.nodes if n.port == port)
+
+    def roles(self) -> dict[str, list[EmbeddedRedis]]:
+        """Live nodes by their current role (``primary``/``replica``), as each says itself."""
+        out: dict[str, list[EmbeddedRedis]] = {"primary": [], "replica": []}
+        for node in self.nodes:
+            if not node.alive():
+                continue
+            with _admin(node.port) as admin:
+                flags = _myself(admin)["flags"]
+            out["primary" if "master" in flags else "replica"].append(node)
+        return out
+
+    def primaries(self) -> list[EmbeddedRedis]:
+        return self.roles()["primary"]
+
+    def replicas(self) -> list[EmbeddedRedis]:
+        return self.roles()["replica"]
+
+    def replica_of(self, primary: EmbeddedRedis) -> EmbeddedRedis:
+        """A live replica of ``primary``."""
+        with _admin(primary.port) as admin:
+            wanted = _myself(admin)["id"]
+        for node in self.replicas():
+            with _admin(node.port) as admin:
+                if _myself(admin)["master"] == wanted:
+                    return node
+        raise LookupError(f"no live replica of 127.0.0.1:{primary.port}")
+
+    def dbsize(self) -> int:
+        """The ground truth: keys on every primary (DBSIZE), read from the primaries."""
+        total = 0
+        for node in self.primaries():
+            with _admin(node.port) as admin:
+                total += int(admin.dbsize())
+        return total
+
+    def flush(self) -> None:
+        """Empty every primary and wait until its replicas have applied the flush."""
+        for node in self.primaries():
+            with _admin(node.port) as admin:
+                admin.flushall()
+                admin.script_flush()
+                replicas = int(admin.info("replication").get("connected_slaves", 0))
+                if replicas:
+                    admin.execute_command("WAIT", replicas, 10_000)
+
+    def sync_replicas(self, timeout: float = 30.0) -> None:
+        """Wait until every replica has applied everything its primary has written."""
+        for node in self.primaries():
+            with _admin(node.port) as admin:
+                wanted = int(admin.info("replication").get("connected_slaves", 0))
+                if wanted:
+                    acked = admin.execute_command("WAIT", wanted, int(timeout * 1000))
+                    if int(acked) < wanted:
+                        raise TimeoutError(f"replicas of 127.0.0.1:{node.port} did not catch up")
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Every node up and agreeing: state ok, all slots served, each primary with its
+        replicas linked, and no slot migrating or importing."""
+        wait_for(self._healthy, "the cluster to be healthy", timeout)
+
+    def _healthy(self) -> bool:
+        views = []
+        for node in self.nodes:
+            if not node.alive():
+                return False
+            with _admin(node.port) as admin:
+                if admin.cluster("info")["cluster_state"] != "ok":
+                    return False
+                me = _myself(admin)
+                if me["moving"] or "fail" in me["flags"]:
+                    return False
+                if "slave" in me["flags"]:
+                    info = admin.info("replication")
+                    if info.get("master_link_status") != "up":
+                        return False
+                views.append(_slot_map(admin))
+        full = all(len(nodes) == 1 + self.replicas_per_primary for nodes in views[0].values())
+        return full and all(view == views[0] for view in views)
+
+    def heal(self, timeout: float = 60.0) -> None:
+        """Undo what a test did to the topology: restart crashed nodes, settle slots
+        left migrating, and wait until the cluster is whole again (roles may differ)."""
+        for node in self.nodes:
+            if not node.alive():
+                node.restart()
+        for node in self.nodes:
+            with _admin(node.port) as admin:
+                for marker in _myself(admin)["moving"]:
+                    slot = marker.strip("[]").split("-")[0]
+                    admin.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+        self.wait_healthy(timeout)
+
+    def failover(self, primary: EmbeddedRedis, timeout: float = 30.0) -> EmbeddedRedis:
+        """``CLUSTER FAILOVER`` on a replica of ``primary``; returns the new primary."""
+        replica = self.replica_of(primary)
+        with _admin(replica.port) as admin:
+            admin.execute_command("CLUSTER", "FAILOVER")
+            wait_for(lambda: "master" in _myself(admin)["flags"], "the replica to take over")
+        self.wait_healthy(timeout)
+        return replica
+
+
+def _slot_map(admin: redis.Redis) -> dict[tuple[int, int], tuple[int, ...]]:
+    """``{(first, last): (primary port, replica ports...)}`` as one node sees it."""
+    out = {}
+    for entry in admin.execute_command("CLUSTER", "SLOTS"):
+        first, last, *nodes = entry
+        ports = tuple(int(n[1]) for n in nodes)
+        out[(int(first), int(last))] = (ports[0], *sorted(ports[1:]))
+    return out
+
+
+class EmbeddedSentinel:
+    """A primary, ``replicas`` replicas and ``sentinels`` Sentinels watching ``service``."""
+
+    def __init__(
+        self,
+        replicas: int = 1,
+        sentinels: int = 3,
+        *,
+        service: str = SERVICE,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 5000,
+    ) -> None:
+        self.service = service
+        self.replica_count = replicas
+        self.sentinel_count = sentinels
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.data: list[EmbeddedRedis] = []
+        self.sentinels: list[EmbeddedRedis] = []
+        self.startup_s: float | None = None
+
+    def start(self, timeout: float = 60.0) -> EmbeddedSentinel:
+        began = time.monotonic()
+        repl = ("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
+        try:
+            primary = EmbeddedRedis(extra_args=repl).start()
+            self.data = [primary]
+            for _ in range(self.replica_count):
+                args = (*repl, "--replicaof", "127.0.0.1", str(primary.port))
+                self.data.append(EmbeddedRedis(extra_args=args))
+            for node in self.data[1:]:
+                node.start()
+            self._wait_replicas(primary, timeout)
+            quorum = self.sentinel_count // 2 + 1
+            config = (
+                f"sentinel monitor {self.service} 127.0.0.1 {primary.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
+            )
+            self.sentinels = [
+                EmbeddedRedis(config=config, sentinel=True) for _ in range(self.sentinel_count)
+            ]
+            for node in self.sentinels:
+                node.start()
+            wait_for(self._sentinels_ready, "the Sentinels to see each other", timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.monotonic() - began
+        return self
+
+    def _wait_replicas(self, primary: EmbeddedRedis, timeout: float) -> None:
+        def online() -> bool:
+            with _admin(primary.port) as admin:
+                info = admin.info("replication")
+            states = [info.get(f"slave{i}", {}).get("state") for i in range(self.replica_count)]
+            return states == ["online"] * self.replica_count
+
+        wait_for(online, "the replicas to sync", timeout)
+
+    def _sentinels_ready(self) -> bool:
+        primary = self.primary_port()
+        for node in self.sentinels:
+            with _admin(node.port) as admin:
+                master = admin.sentinel_master(self.service)
+                replicas = admin.sentinel_slaves(self.service)
+            if master["port"] != primary or master["is_sdown"] or master["is_odown"]:
+                return False
+            if master["num-other-sentinels"] != self.sentinel_count - 1:
+                return False
+            if len([r for r in replicas if not r["is_sdown"]]) != len(self.data) - 1:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for node in [*self.sentinels, *self.data]:
+            node.stop()
+
+    def __enter__(self) -> EmbeddedSentinel:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- what tests and benchmarks use ---------------------------------------------
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}"
+
+    def primary_port(self) -> int:
+        """The primary's port as the Sentinels agree on it."""
+        ports = set()
+        for node in self.sentinels:
+            with _admin(node.port) as admin:
+                ports.add(admin.sentinel_master(self.service)["port"])
+        if len(ports) != 1:
+            raise LookupError(f"the Sentinels disagree on the primary: {sorted(ports)}")
+        return ports.pop()
+
+    def primary(self) -> EmbeddedRedis:
+        port = self.primary_port()
+        return next(n for n in self.data if n.port == port)
+
+    def replicas(self) -> list[EmbeddedRedis]:
+        port = self.primary_port()
+        return [n for n in self.data if n.port != port and n.alive()]
+
+    def flush(self) -> None:
+        with _admin(self.primary_port()) as admin:
+            admin.flushall()
+            admin.script_flush()
+            admin.execute_command("WAIT", len(self.data) - 1, 10_000)
+
+    def sync_replicas(self, timeout: float = 30.0) -> None:
+        with _admin(self.primary_port()) as admin:
+            wanted = len(self.replicas())
+            if int(admin.execute_command("WAIT", wanted, int(timeout * 1000))) < wanted:
+                raise TimeoutError("the replicas did not catch up")
+
+    def failover(self, timeout: float = 30.0) -> EmbeddedRedis:
+        """``SENTINEL FAILOVER``: a replica becomes the primary; returns it once every
+        Sentinel agrees and the old primary replicates from it."""
+        old = self.primary_port()
+        with _admin(self.sentinels[0].port) as admin:
+            admin.execute_command("SENTINEL", "FAILOVER", self.service)
+        wait_for(lambda: self.primary_port() != old, "a new primary", timeout)
+        self.wait_healthy(timeout)
+        return self.primary()
+
+    def heal(self, timeout: float = 60.0) -> None:
+        """Restart crashed nodes and wait until the Sentinels agree on one primary
+        with every replica linked."""
+        for node in [*self.data, *self.sentinels]:
+            if not node.alive():
+                node.restart()
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Sentinels agree on one primary, every other data node replicates from it with
+        its link up, and every Sentinel sees every replica."""
+
+        def healthy() -> bool:
+            primary = self.primary_port()
+            for node in self.data:
+                if node.port == primary:
+                    continue
+                with _admin(node.port) as admin:
+                    info = admin.info("replication")
+                    if info.get("role") == "master" or info.get("master_port") != primary:
+                        # A former primary: Sentinel would send this itself, but only
+                        # at its next INFO round (10 s); the suite does not wait for it.
+                        admin.execute_command("REPLICAOF", "127.0.0.1", primary)
+                        return False
+                    if info.get("master_link_status") != "up":
+                        return False
+            return self._sentinels_ready()
+
+        wait_for(healthy, "the Sentinel set to be healthy", timeout)
