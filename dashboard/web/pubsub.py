@@ -112,9 +112,11 @@ def _listing(conn: Any, match: str) -> dict[str, Any]:
 
 
 def _merged(client: Any, what: str, read: Any, match: str) -> dict[str, Any]:
-    """``read`` on every primary, merged. A node knows only its own clients'
-    subscriptions, so on a cluster the channels are the union and the counts sums."""
-    results = [attempt(what, read, conn, match) for _, _, conn in node_clients(client)]
+    """``read`` on every node, merged. A node knows only its own clients'
+    subscriptions (replicas too: cluster clients subscribe there), so on a cluster
+    the channels are the union and the counts sums."""
+    nodes = node_clients(client, replicas=True)
+    results = [attempt(what, read, conn, match) for _, _, conn in nodes]
     ok = [r["data"] for r in results if r["available"]]
     if not ok:
         return unavailable("; ".join(sorted({r["reason"] for r in results})))
