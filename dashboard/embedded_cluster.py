@@ -275,6 +275,62 @@ class EmbeddedCluster:
                     admin.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
         self.wait_healthy(timeout)
 
+    def begin_migration(
+        self, slots: list[int], source: EmbeddedRedis, target: EmbeddedRedis
+    ) -> None:
+        """Mark ``slots`` IMPORTING on ``target`` and MIGRATING on ``source`` (no key moves yet)."""
+        with _admin(source.port) as src, _admin(target.port) as dst:
+            src_id, dst_id = _myself(src)["id"], _myself(dst)["id"]
+            for slot in slots:
+                dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+                src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+
+    def move_keys(
+        self, slots: list[int], source: EmbeddedRedis, target: EmbeddedRedis, limit: int = 0
+    ) -> int:
+        """MIGRATE the keys of ``slots`` to ``target``: at most ``limit`` keys (0: all)."""
+        moved = 0
+        with _admin(source.port) as src:
+            for slot in slots:
+                while True:
+                    want = 100 if not limit else min(100, limit - moved)
+                    keys = (
+                        src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, want) if want else []
+                    )
+                    if not keys:
+                        break
+                    src.execute_command(
+                        "MIGRATE", "127.0.0.1", target.port, "", 0, 10_000, "KEYS", *keys
+                    )
+                    moved += len(keys)
+        return moved
+
+    def finish_migration(self, slots: list[int], target: EmbeddedRedis) -> None:
+        """Give ``slots`` to ``target`` on every primary (target first, as redis-cli does)."""
+        with _admin(target.port) as dst:
+            dst_id = _myself(dst)["id"]
+        owners = [target, *(n for n in self.primaries() if n is not target)]
+        for node in owners:
+            with _admin(node.port) as admin:
+                for slot in slots:
+                    admin.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+    def migrate(self, slots: list[int], source: EmbeddedRedis, target: EmbeddedRedis) -> int:
+        """Reshard ``slots`` from ``source`` to ``target`` with their keys; returns keys moved."""
+        self.begin_migration(slots, source, target)
+        moved = self.move_keys(slots, source, target)
+        self.finish_migration(slots, target)
+        return moved
+
+    def slots_of(self, node: EmbeddedRedis) -> list[int]:
+        """The slots ``node`` serves, in its own view."""
+        with _admin(node.port) as admin:
+            out: list[int] = []
+            for spec in _myself(admin)["slots"]:
+                first, _, last = spec.partition("-")
+                out += range(int(first), int(last or first) + 1)
+            return out
+
     def failover(self, primary: EmbeddedRedis, timeout: float = 30.0) -> EmbeddedRedis:
         """``CLUSTER FAILOVER`` on a replica of ``primary``; returns the new primary."""
         replica = self.replica_of(primary)
@@ -451,9 +507,14 @@ class EmbeddedSentinel:
                 with _admin(node.port) as admin:
                     info = admin.info("replication")
                     if info.get("role") == "master" or info.get("master_port") != primary:
-                        # A former primary: Sentinel would send this itself, but only
-                        # at its next INFO round (10 s); the suite does not wait for it.
-                        admin.execute_command("REPLICAOF", "127.0.0.1", primary)
+                        # A former primary: Sentinel would reconfigure it itself, but
+                        # only at its next INFO round (10 s). Do what it does then:
+                        # follow the new primary and drop the clients, so they reconnect.
+                        pipe = admin.pipeline(transaction=True)
+                        pipe.execute_command("REPLICAOF", "127.0.0.1", primary)
+                        pipe.execute_command("CLIENT", "KILL", "TYPE", "normal")
+                        pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+                        pipe.execute()
                         return False
                     if info.get("master_link_status") != "up":
                         return False

@@ -121,7 +121,8 @@ def guarded(connection_class: type, allow_writes: bool) -> type:
         return _GatedPacker(inner, allow_writes)
 
     mode = "ReadWrite" if allow_writes else "ReadOnly"
-    cls = type(f"{mode}{connection_class.__name__}", (connection_class,), {"_gated": True})
+    attrs = {"_gated": True, "_allow_writes": allow_writes}  # nodes.pinned_client reads it
+    cls = type(f"{mode}{connection_class.__name__}", (connection_class,), attrs)
     cls._construct_command_packer = _construct_command_packer
     return cls
 

@@ -2,14 +2,12 @@
 (unless noted: the id rule is pure, and one test runs on fakeredis)."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
 from dashboard import gate
-from dashboard.embedded import free_port
 from dashboard.inspect.keyspace.rollup import Rollup, is_id_segment, iter_nodes, ttl_bucket
 from dashboard.inspect.keyspace.scan import NodeScanner, ScanOptions
 from dashboard.inspect.keyspace.scanjob import scan_keyspace
@@ -420,38 +418,6 @@ def test_options_from_settings_and_validation():
         ScanOptions(path="nope")
     with pytest.raises(ValueError, match="min_count"):
         ScanOptions(min_count=5, max_count=2)
-
-
-def test_cluster_scan_visits_every_primary(private_server):
-    from redis.cluster import RedisCluster
-
-    bus_ports = [free_port(), free_port()]
-    servers = [
-        private_server("--cluster-enabled", "yes", "--cluster-port", str(p)) for p in bus_ports
-    ]
-    admins = [redis.Redis(port=s.port) for s in servers]
-    admins[0].execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8191)
-    admins[1].execute_command("CLUSTER", "ADDSLOTSRANGE", 8192, 16383)
-    admins[0].execute_command("CLUSTER", "MEET", "127.0.0.1", servers[1].port, bus_ports[1])
-    deadline = time.monotonic() + 30
-    while not all(a.cluster("info")["cluster_state"] == "ok" for a in admins):
-        assert time.monotonic() < deadline, "cluster did not form"
-        time.sleep(0.05)
-    cluster = RedisCluster(host="127.0.0.1", port=servers[0].port)
-    try:
-        for i in range(600):
-            cluster.set(f"c:{i % 4}:item:{i}", "v" * i)
-        cluster.hset("h:1", mapping={"a": 1})
-        snap = scan_keyspace(cluster)
-        assert snap["path"] == "lua" and snap["state"] == "done"
-        assert len(snap["nodes"]) == 2
-        assert all(n["scanned"] > 0 and n["done"] for n in snap["nodes"])
-        assert snap["dbsize"] == 601 == snap["result"]["tree"]["keys"]
-        assert snap["result"]["tree"]["types"]["hash"]["keys"] == 1
-        piped = scan_keyspace(cluster, ScanOptions(path="pipeline"))
-        assert strip_ttl(piped["result"]["tree"]) == strip_ttl(snap["result"]["tree"])
-    finally:
-        cluster.close()
 
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "scan.md").read_text()
