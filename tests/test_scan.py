@@ -53,12 +53,22 @@ def test_script_returns_facts_and_server_time(r):
     plant(r)
     keys = [b"user:1:profile", b"queue:jobs:high", b"gone", b"hll:visitors"]
     reply = scripts.load("scan_batch").call_ro(r, keys, [b""])
-    assert reply[0] >= 0  # server µs between TIME calls
-    rows = [reply[1 + 4 * i : 5 + 4 * i] for i in range(len(keys))]
-    assert rows[0][0] == b"hash" and rows[0][1] == -1 and rows[0][2] > 0 and rows[0][3] == 3
-    assert rows[1][0] == b"list" and rows[1][3] == 5
-    assert rows[2] == [b"none", -2, None, None]
-    assert rows[3][0] == b"string" and rows[3][3] == r.strlen("hll:visitors")
+    fields = reply.split(b"\t")  # one string: the client parses one reply per page
+    assert int(fields[0]) >= 0  # server µs between TIME calls
+    rows = [fields[1 + 4 * i : 5 + 4 * i] for i in range(len(keys))]
+    assert rows[0][:2] == [b"hash", b"-1"] and int(rows[0][2]) > 0 and rows[0][3] == b"3"
+    assert rows[1][0] == b"list" and rows[1][3] == b"5"
+    assert rows[2] == [b"none", b"-2", b"", b""]
+    assert rows[3][0] == b"string" and int(rows[3][3]) == r.strlen("hll:visitors")
+    assert len(fields) == 1 + 4 * len(keys)
+
+
+def test_script_numbers_stay_digits(r):
+    """Lua numbers are doubles: a far-future PTTL or a big size must not become 1e+15."""
+    r.set("far", "v")
+    r.pexpireat("far", 10**15)  # year ~33658
+    fields = scripts.load("scan_batch").call_ro(r, [b"far"], [b""]).split(b"\t")
+    assert fields[2].isdigit() and int(fields[2]) > 10**14
 
 
 @pytest.mark.parametrize("path", ["lua", "pipeline"])

@@ -213,30 +213,27 @@ class NodeScanner:
                     again = self._evalsha_groups(keys, [groups[n] for n in missing], None)
                     for n, reply in zip(missing, again, strict=True):
                         replies[n] = reply
-        for n, reply in enumerate(replies):
-            if isinstance(reply, (rx.MovedError, rx.AskError)):  # resharding: left this node
-                replies[n] = [0, *[MOVED, None, None, None] * len(groups[n])]
-            else:
-                _ok(reply)
-        server_us = sum(int(reply[0]) for reply in replies)
+        parts = [_unpack(reply, len(group)) for reply, group in zip(replies, groups, strict=True)]
+        server_us = sum(us for us, _ in parts)
         if len(groups) == 1:
-            return server_us, replies[0][1:], following
+            return server_us, parts[0][1], following
         flat: list[Any] = [None] * (4 * len(keys))
-        for group, reply in zip(groups, replies, strict=True):
+        for group, (_, values) in zip(groups, parts, strict=True):
             for n, i in enumerate(group):
-                flat[4 * i : 4 * i + 4] = reply[1 + 4 * n : 5 + 4 * n]
+                flat[4 * i : 4 * i + 4] = values[4 * n : 4 * n + 4]
         return server_us, flat, following
 
     def _evalsha_groups(
         self, keys: list[bytes], groups: list[list[int]], after: int | None
     ) -> list[Any]:
         """One EVALSHA_RO per slot group (and the next SCAN) in one round trip."""
-        pipe = self.conn.pipeline(transaction=False)
-        for group in groups:
-            pipe.evalsha_ro(self._script.sha, len(group), *[keys[i] for i in group], self._samples)
+        sha, samples = self._script.sha, self._samples
+        commands: list[tuple[Any, ...]] = [
+            ("EVALSHA_RO", sha, len(group), *[keys[i] for i in group], samples) for group in groups
+        ]
         if after is not None:
-            pipe.scan(after, count=self.count)
-        return pipe.execute(raise_on_error=False)
+            commands.append(("SCAN", after, "COUNT", self.count))
+        return self._send(commands)
 
     def _pipeline(self, keys: list[bytes], after: int | None) -> tuple[int, list[Any], Any]:
         """Two pipelines, each between TIME calls so the server's span is measured."""
@@ -358,6 +355,23 @@ def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int,
     kept = [f for f in facts if f[1] is not None and f[1] not in _GONE and f[2] != -2]
     refused, moved = kinds.count(None), kinds.count(_MOVED)
     return kept, len(facts) - len(kept) - refused - moved, refused, moved
+
+
+def _unpack(reply: Any, keys: int) -> tuple[int, list[Any]]:
+    """``(server_us, flat)`` from one scan_batch reply: a tab-separated string
+    (server µs, then type, pttl, bytes, count per key; '' for unknown), or the MOVED/ASK
+    error of a group whose slot left the node (its keys are marked moved)."""
+    if isinstance(reply, (rx.MovedError, rx.AskError)):  # resharding: left this node
+        return 0, [MOVED, None, None, None] * keys
+    reply = _ok(reply)
+    if isinstance(reply, str):  # a client with decode_responses=True
+        reply = reply.encode("utf-8", "surrogateescape")
+    values: list[Any] = reply.split(b"\t")
+    server_us = int(values.pop(0))
+    values[1::4] = list(map(int, values[1::4]))
+    values[2::4] = [int(v) if v else None for v in values[2::4]]
+    values[3::4] = [int(v) if v else None for v in values[3::4]]
+    return server_us, values
 
 
 def _within_budget(keys: list[bytes]) -> list[bytes]:

@@ -212,7 +212,7 @@ class ScanJob:
                     p.stop = p.stop or "the scan failed"
             if not running and (failure or self._cancel.is_set() or plan.complete()):
                 break
-            wake = self._wake_at()
+            wake = self._wake_at(now)
             if wake is None and not running:
                 break
             try:
@@ -248,9 +248,15 @@ class ScanJob:
             running[p] = thread
             thread.start()
 
-    def _wake_at(self) -> float | None:
+    def _wake_at(self, now: float) -> float | None:
+        """When the loop must look again without a message: a retry's backoff ends.
+        (Passes waiting for a free worker start when a running one ends.)"""
         plan = self._plan
-        times = [p.not_before for p in plan.passes if p not in self._running and not p.stop]
+        times = [
+            p.not_before
+            for p in plan.passes
+            if p not in self._running and not p.stop and p.not_before > now
+        ]
         if plan.replan_at is not None:
             times.append(plan.replan_at)
         return min(times) if times else None
