@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -93,8 +94,24 @@ def load(cluster: EmbeddedCluster, n: int, chunk: int = 5000) -> float:
     return time.perf_counter() - started
 
 
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def servers_cpu(cluster: EmbeddedCluster) -> float:
+    """CPU seconds all the cluster's redis-server processes have used so far."""
+    total = 0.0
+    for node in cluster.nodes:
+        with redis.Redis(port=node.port) as admin:
+            info = admin.info("cpu")
+        total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return total
+
+
 def scan_once(cluster: EmbeddedCluster, parallel: int, scan_from: str, target_ms: float) -> dict:
     client = gate.install(connect(cluster.url), allow_writes=False)
+    server_before, cpu_before = servers_cpu(cluster), client_cpu()
     try:
         started = time.perf_counter()
         snap = scan_keyspace(
@@ -105,7 +122,12 @@ def scan_once(cluster: EmbeddedCluster, parallel: int, scan_from: str, target_ms
         client.close()
     if snap["state"] != DONE:
         raise SystemExit(f"scan failed: {snap['error']}")
-    return {"seconds": seconds, "keys": snap["result"]["tree"]["keys"], "snap": snap}
+    return {
+        "seconds": seconds,
+        "keys": snap["result"]["tree"]["keys"],
+        "client_cpu": client_cpu() - cpu_before,
+        "server_cpu": servers_cpu(cluster) - server_before,
+    }
 
 
 def primaries_scanned(cluster: EmbeddedCluster) -> int:
@@ -140,21 +162,30 @@ def main() -> int:
         for node in cluster.nodes:
             with redis.Redis(port=node.port) as admin:
                 admin.config_resetstat()
-        runs: dict[str, list[float]] = {"sequential": [], "parallel": []}
+        runs: dict[str, list[dict]] = {"sequential": [], "parallel": []}
+        load_before = os.getloadavg()[0]
         for _ in range(args.repeat):
             for mode, parallel in (("sequential", 1), ("parallel", 0)):
                 run = scan_once(cluster, parallel, args.scan_from, args.target_ms)
                 if run["keys"] != truth:
                     raise SystemExit(f"{mode}: scanned {run['keys']:,} keys, DBSIZE says {truth:,}")
-                runs[mode].append(run["seconds"])
-        print(f"{'mode':<12} {'median s':>9} {'best s':>8} {'keys/s':>10} {'totals':>8}")
-        for mode, times in runs.items():
-            median = statistics.median(times)
+                runs[mode].append(run)
+        print(
+            f"{'mode':<12} {'median s':>9} {'best s':>8} {'keys/s':>10} "
+            f"{'client CPU s':>13} {'servers CPU s':>14} {'totals':>8}"
+        )
+        medians = {}
+        for mode, done in runs.items():
+            medians[mode] = median = statistics.median(r["seconds"] for r in done)
+            cpu = statistics.median(r["client_cpu"] for r in done)
+            server = statistics.median(r["server_cpu"] for r in done)
             print(
-                f"{mode:<12} {median:9.2f} {min(times):8.2f} {truth / median:10,.0f} {'= truth':>8}"
+                f"{mode:<12} {median:9.2f} {min(r['seconds'] for r in done):8.2f} "
+                f"{truth / median:10,.0f} {cpu:13.2f} {server:14.2f} {'= truth':>8}"
             )
-        speedup = statistics.median(runs["sequential"]) / statistics.median(runs["parallel"])
+        speedup = medians["sequential"] / medians["parallel"]
         print(f"\nparallel / sequential speed-up: {speedup:.2f}x over {args.repeat} runs each")
+        print(f"load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
         if args.scan_from == "replica":
             touched = primaries_scanned(cluster)
             print(f"scan commands seen on the primaries: {touched}")
