@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import redis
 
@@ -45,7 +46,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class EmbeddedRedis:
+class Managed:
+    """``with Thing() as thing:`` starts it and stops it whatever happens."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedRedis(Managed):
     """Start ``redis-server`` on 127.0.0.1 with no persistence; stop it with :meth:`stop`.
 
     ``port``: a fixed port (0: a free one). ``config``: text written to
@@ -186,17 +208,6 @@ class EmbeddedRedis:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def in_ci() -> bool:

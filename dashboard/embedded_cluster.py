@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import redis
 
-from dashboard.embedded import EmbeddedRedis, free_port
+from dashboard.embedded import EmbeddedRedis, Managed, free_port
 
 SLOTS = 16384
 SERVICE = "mymaster"
@@ -61,7 +60,7 @@ def _myself(client: redis.Redis) -> dict[str, Any]:
     raise RuntimeError("CLUSTER NODES has no 'myself' line")
 
 
-class EmbeddedCluster:
+class EmbeddedCluster(Managed):
     """``primaries`` primaries with ``replicas`` replicas each, slots split evenly.
 
     ``node_timeout`` (ms) is ``cluster-node-timeout``: how long a node may be
@@ -153,17 +152,6 @@ class EmbeddedCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> EmbeddedCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- what tests and benchmarks use ---------------------------------------------
 
@@ -262,6 +250,21 @@ class EmbeddedCluster:
         full = all(len(nodes) == 1 + self.replicas_per_primary for nodes in views[0].values())
         return full and all(view == views[0] for view in views)
 
+    def wait_converged(self, timeout: float = 30.0) -> None:
+        """Every live node reports the same slot map, served by live primaries only
+        (after a failover, before the crashed node is back)."""
+        alive = {n.port for n in self.nodes if n.alive()}
+
+        def converged() -> bool:
+            views = []
+            for port in alive:
+                with _admin(port) as admin:
+                    views.append(_slot_map(admin))
+            owners = {nodes[0] for nodes in views[0].values()}
+            return owners <= alive and all(view == views[0] for view in views)
+
+        wait_for(converged, "every node to agree on the new slot owners", timeout)
+
     def heal(self, timeout: float = 60.0) -> None:
         """Undo what a test did to the topology: restart crashed nodes, settle slots
         left migrating, and wait until the cluster is whole again (roles may differ)."""
@@ -351,7 +354,7 @@ def _slot_map(admin: redis.Redis) -> dict[tuple[int, int], tuple[int, ...]]:
     return out
 
 
-class EmbeddedSentinel:
+class EmbeddedSentinel(Managed):
     """A primary, ``replicas`` replicas and ``sentinels`` Sentinels watching ``service``."""
 
     def __init__(
@@ -429,17 +432,6 @@ class EmbeddedSentinel:
         for node in [*self.sentinels, *self.data]:
             node.stop()
 
-    def __enter__(self) -> EmbeddedSentinel:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # --- what tests and benchmarks use ---------------------------------------------
 
     @property
@@ -486,6 +478,21 @@ class EmbeddedSentinel:
         wait_for(lambda: self.primary_port() != old, "a new primary", timeout)
         self.wait_healthy(timeout)
         return self.primary()
+
+    def wait_converged(self, timeout: float = 30.0) -> None:
+        """Every live node reports the same slot map, served by live primaries only
+        (after a failover, before the crashed node is back)."""
+        alive = {n.port for n in self.nodes if n.alive()}
+
+        def converged() -> bool:
+            views = []
+            for port in alive:
+                with _admin(port) as admin:
+                    views.append(_slot_map(admin))
+            owners = {nodes[0] for nodes in views[0].values()}
+            return owners <= alive and all(view == views[0] for view in views)
+
+        wait_for(converged, "every node to agree on the new slot owners", timeout)
 
     def heal(self, timeout: float = 60.0) -> None:
         """Restart crashed nodes and wait until the Sentinels agree on one primary

@@ -16,13 +16,18 @@ import redis
 from dashboard.embedded import EmbeddedRedis, RedisServerNotFound, in_ci
 
 
-def _start_server(extra_args: tuple[str, ...] = ()) -> EmbeddedRedis:
+def _started(factory):
+    """Start what ``factory()`` makes; skip without redis-server (fail in CI)."""
     try:
-        return EmbeddedRedis(extra_args=extra_args).start()
+        return factory().start()
     except RedisServerNotFound as exc:
         if in_ci():
             pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
         pytest.skip(str(exc))
+
+
+def _start_server(extra_args: tuple[str, ...] = ()) -> EmbeddedRedis:
+    return _started(lambda: EmbeddedRedis(extra_args=extra_args))
 
 
 @pytest.fixture(scope="session")
@@ -202,16 +207,6 @@ def page(browser):
 # --- a real Redis Cluster and a real Sentinel set (started on first use) --------------
 
 
-def _start_topology(factory):
-    """Start an EmbeddedCluster/EmbeddedSentinel, skipping (failing in CI) without redis."""
-    try:
-        return factory().start()
-    except RedisServerNotFound as exc:
-        if in_ci():
-            pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope="session")
 def redis_cluster_session():
     """The suite's own 3-primary/3-replica Redis Cluster, started when a test first asks.
@@ -220,7 +215,7 @@ def redis_cluster_session():
     """
     from dashboard.embedded_cluster import EmbeddedCluster
 
-    cluster = _start_topology(EmbeddedCluster)
+    cluster = _started(EmbeddedCluster)
     try:
         yield cluster
     finally:
@@ -249,7 +244,7 @@ def redis_sentinel_session():
     """The suite's own Sentinel set: a primary, a replica and 3 Sentinels (started lazily)."""
     from dashboard.embedded_cluster import EmbeddedSentinel
 
-    sentinel = _start_topology(EmbeddedSentinel)
+    sentinel = _started(EmbeddedSentinel)
     try:
         yield sentinel
     finally:

@@ -15,7 +15,7 @@ from dashboard.embedded_cluster import wait_for
 from dashboard.inspect.errors import RedisUnavailable
 from dashboard.inspect.keyspace.keydetail import key_detail
 from dashboard.inspect.keyspace.scan import ScanOptions
-from dashboard.inspect.keyspace.scanjob import scan_keyspace
+from dashboard.inspect.keyspace.scanjob import ScanJob, scan_keyspace
 from dashboard.inspect.live.streams import StreamFinder, key_client
 from dashboard.inspect.live.tails import TailRegistry
 from dashboard.inspect.nodes import node_clients
@@ -99,6 +99,56 @@ def test_scan_totals_equal_the_ground_truth(cluster, cluster_client, path):
     for node in cluster.primaries():
         with redis.Redis(port=node.port) as direct:
             assert per_node[f"127.0.0.1:{node.port}"] == direct.dbsize() > 0
+
+
+def test_sampling_a_cluster_in_parallel_extrapolates_per_shard(cluster, cluster_client):
+    pipe = cluster_client.pipeline()
+    for i in range(6000):
+        pipe.set(f"{'hot' if i % 5 == 0 else 'cold'}:item:{i}", "v")
+    pipe.execute()
+    client = gated(cluster)
+    try:
+        snap = scan_keyspace(client, ScanOptions(sample_keys=1500, max_count=100))
+    finally:
+        client.close()
+    result = snap["result"]
+    assert snap["state"] == "done" and result["estimated"] is True
+    assert 1500 <= snap["analysed"] < 6000
+    assert result["factor"] == pytest.approx(6000 / snap["scanned"], rel=1e-4)
+    assert result["tree"]["keys"] == pytest.approx(6000, rel=0.03)
+    hot = next(c for c in result["tree"]["children"] if c["name"] == "hot")
+    assert 700 <= hot["keys"] <= 1700  # truly 1200
+    for node in snap["nodes"]:  # each shard took its share, by its DBSIZE
+        assert node["quota"] == pytest.approx(1500 * node["dbsize"] / 6000, abs=1)
+        assert node["analysed"] >= node["quota"]
+
+
+def test_partial_and_snapshot_are_safe_while_shards_fold_in_parallel(cluster, cluster_client):
+    import threading
+
+    plant(cluster_client, 3000)
+    client = gated(cluster)
+    job = ScanJob(client, ScanOptions(max_count=30, start_count=30))
+    seen = []
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            seen.append((job.partial()["tree"]["keys"], job.snapshot(include_result=False)))
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        snap = job.run()
+    finally:
+        stop.set()
+        poller.join()
+        client.close()
+    assert snap["state"] == "done" and snap["result"]["tree"]["keys"] == 3000
+    keys = [k for k, _ in seen]
+    assert len(seen) > 3 and max(keys) <= 3000
+    assert any(0 < k < 3000 for k in keys)  # polled mid-scan, from another thread
+    assert json.dumps([s for _, s in seen])
 
 
 def test_overview_aggregates_primaries_and_lists_every_node(cluster, cluster_client):

@@ -48,8 +48,13 @@ def reset_stats(ports) -> None:
             admin.config_resetstat()
 
 
-def gated(url: str, **options):
-    return gate.install(connect(url, ConnectionOptions(**options)), allow_writes=False)
+def scan(url: str, connection: dict | None = None, **options):
+    """A scan through the dashboard's own (gated) client built from ``url``."""
+    client = gate.install(connect(url, ConnectionOptions(**(connection or {}))), False)
+    try:
+        return scan_keyspace(client, ScanOptions(**options))
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize("path", ["lua", "pipeline"])
@@ -58,11 +63,7 @@ def test_scan_from_replica_leaves_the_primaries_alone(cluster, cluster_client, p
     cluster.sync_replicas()
     primaries, replicas = cluster.primaries(), cluster.replicas()
     reset_stats(n.port for n in cluster.nodes)
-    client = gated(cluster.url)
-    try:
-        snap = scan_keyspace(client, ScanOptions(scan_from="replica", path=path, max_count=200))
-    finally:
-        client.close()
+    snap = scan(cluster.url, scan_from="replica", path=path, max_count=200)
     assert snap["state"] == DONE, snap["error"]
     for node in primaries:  # before the test's own DBSIZE calls below
         assert scan_calls(node.port) == {}, f"the scan touched primary {node.port}"
@@ -85,11 +86,7 @@ def test_auto_reads_replicas_and_falls_back_to_a_primary(cluster, cluster_client
     cluster.sync_replicas()
     lonely = cluster.primaries()[0]
     cluster.replica_of(lonely).kill()
-    client = gated(cluster.url, connect_timeout=0.5)
-    try:
-        snap = scan_keyspace(client, ScanOptions(scan_from="auto"))
-    finally:
-        client.close()
+    snap = scan(cluster.url, {"connect_timeout": 0.5}, scan_from="auto")
     assert snap["state"] == DONE, snap["error"]
     assert snap["result"]["tree"]["keys"] == cluster.dbsize() == 3000
     sources = {n["primary"]: n for n in snap["nodes"]}
@@ -105,11 +102,7 @@ def test_replica_only_fails_clearly_when_a_shard_has_none(cluster, cluster_clien
     lonely = cluster.primaries()[1]
     before = scan_calls(lonely.port)
     cluster.replica_of(lonely).kill()
-    client = gated(cluster.url, connect_timeout=0.5)
-    try:
-        snap = scan_keyspace(client, ScanOptions(scan_from="replica"))
-    finally:
-        client.close()
+    snap = scan(cluster.url, {"connect_timeout": 0.5}, scan_from="replica")
     assert snap["state"] == FAILED and snap["resumable"]
     assert f"no replica of 127.0.0.1:{lonely.port} answers" in snap["error"]
     assert scan_calls(lonely.port) == before  # it did not fall back to the primary
@@ -122,11 +115,7 @@ def test_standalone_primary_reads_its_replica(private_server):
         plant(admin, 900)
         wait_for(lambda: admin.execute_command("WAIT", 1, 1000) == 1, "the replica to sync")
     reset_stats([primary.port, replica.port])
-    client = gated(primary.url)
-    try:
-        snap = scan_keyspace(client, ScanOptions(scan_from="auto"))
-    finally:
-        client.close()
+    snap = scan(primary.url, scan_from="auto")
     assert snap["state"] == DONE and snap["result"]["tree"]["keys"] == 900
     [node] = snap["nodes"]
     assert node["read_from"] == "replica" and node["node"] == f"127.0.0.1:{replica.port}"

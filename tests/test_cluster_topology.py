@@ -25,10 +25,10 @@ def plant(cluster, client, n: int = KEYS) -> set[bytes]:
     return names
 
 
-def scan_with(cluster, hook, **options):
+def scan_with(url, hook, **options):
     """A small-paged scan through the dashboard's own (gated) client; ``hook(n)`` runs
     after the n-th page is folded in (in the job thread: the walk goes on meanwhile)."""
-    client = gate.install(connect(cluster.url), allow_writes=False)
+    client = gate.install(connect(url), allow_writes=False)
     pages = 0
 
     def on_batch(batch):
@@ -73,7 +73,7 @@ def test_slots_resharded_during_a_scan(cluster, cluster_client):
         if page == 8:
             moved.append(cluster.migrate(slots, source, target))
 
-    snap = scan_with(cluster, reshard)
+    snap = scan_with(cluster.url, reshard)
     assert moved and moved[0] > 0
     assert_exact(snap, cluster, planted)
     assert snap["restarts"] >= 1
@@ -96,7 +96,7 @@ def test_a_migration_in_progress_is_waited_out(cluster, cluster_client):
             cluster.move_keys(slots, source, target)
             cluster.finish_migration(slots, target)
 
-    snap = scan_with(cluster, reshard, parallel=1)
+    snap = scan_with(cluster.url, reshard, parallel=1)
     assert_exact(snap, cluster, planted)
 
 
@@ -108,7 +108,7 @@ def test_a_primary_killed_during_a_scan(cluster, cluster_client):
         if page == 10:
             victim.kill()
 
-    snap = scan_with(cluster, kill)
+    snap = scan_with(cluster.url, kill)
     assert_exact(snap, cluster, planted)
     address = f"127.0.0.1:{victim.port}"
     assert address not in [n["node"] for n in snap["nodes"]]  # read from the new primary
@@ -126,7 +126,7 @@ def test_a_manual_failover_during_a_scan(cluster, cluster_client):
         if page == 10:
             promoted.append(cluster.failover(primary))
 
-    snap = scan_with(cluster, failover)
+    snap = scan_with(cluster.url, failover)
     assert_exact(snap, cluster, planted)
     assert promoted and f"127.0.0.1:{promoted[0].port}" in [n["node"] for n in snap["nodes"]]
     assert snap["restarts"] >= 1
@@ -144,18 +144,7 @@ def test_a_standalone_restart_during_a_scan_restarts_the_pass(private_server):
         if page == 5:
             server.restart()
 
-    client = gate.install(connect(server.url), allow_writes=False)
-    pages = 0
-
-    def on_batch(batch):
-        nonlocal pages
-        pages += 1
-        restart(pages)
-
-    try:
-        snap = ScanJob(client, ScanOptions(max_count=50, start_count=50), on_batch=on_batch).run()
-    finally:
-        client.close()
+    snap = scan_with(server.url, restart)
     assert snap["state"] == DONE, snap["error"]
     assert snap["result"]["tree"]["keys"] == 3000
     assert snap["restarts"] == 1
@@ -179,6 +168,7 @@ def test_refresh_topology_follows_a_failover(cluster, cluster_client):
         heir = cluster.replica_of(victim)
         victim.kill()
         wait_for(lambda: heir in cluster.primaries(), "the replica to take over", 60)
+        cluster.wait_converged()
         stale = {address for address, _, _ in node_clients(client)}
         assert f"127.0.0.1:{victim.port}" in stale  # the client still has the old map
         try:

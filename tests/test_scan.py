@@ -428,6 +428,18 @@ def test_options_from_settings_and_validation():
         ScanOptions(path="nope")
     with pytest.raises(ValueError, match="min_count"):
         ScanOptions(min_count=5, max_count=2)
+    opts = ScanOptions.from_settings(Settings.from_env({"REDIS_DASHBOARD_SCAN_FROM": "auto"}))
+    assert (opts.scan_from, opts.parallel) == ("auto", 0)
+    opts = ScanOptions.from_settings(Settings(scan_parallel=1, scan_from="replica"))
+    assert (opts.scan_from, opts.parallel) == ("replica", 1)
+    with pytest.raises(ValueError, match="scan_from"):
+        ScanOptions(scan_from="secondary")
+    from dashboard.config import SettingsError
+
+    with pytest.raises(SettingsError, match="REDIS_DASHBOARD_SCAN_FROM"):
+        Settings.from_env({"REDIS_DASHBOARD_SCAN_FROM": "nearest"})
+    with pytest.raises(SettingsError, match="scan_parallel"):
+        Settings().updated({"scan_parallel": "-1"})
 
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "scan.md").read_text()

@@ -17,6 +17,24 @@ def gated(sentinel_set):
     return gate.install(connect(sentinel_set.url), allow_writes=False)
 
 
+def plant(sentinel_set, n: int) -> None:
+    """``n`` string keys on the primary, replicated before the test goes on."""
+    with redis.Redis(port=sentinel_set.primary().port) as admin:
+        pipe = admin.pipeline(transaction=False)
+        for i in range(n):
+            pipe.set(f"s:{i % 5}:{i}", i)
+        pipe.execute()
+    sentinel_set.sync_replicas()
+
+
+def scan(sentinel_set, **options):
+    client = gated(sentinel_set)
+    try:
+        return scan_keyspace(client, ScanOptions(**options))
+    finally:
+        client.close()
+
+
 def served_by(client) -> int:
     """The port of the server that answered (INFO reports its own tcp_port)."""
     return int(client.info("server")["tcp_port"])
@@ -49,40 +67,24 @@ def test_sentinel_url_reads_the_primary_and_follows_a_failover(sentinel_set):
 
 
 def test_scan_totals_on_the_sentinel_primary_equal_the_ground_truth(sentinel_set):
+    plant(sentinel_set, 1500)
     with redis.Redis(port=sentinel_set.primary().port) as primary:
-        pipe = primary.pipeline(transaction=False)
-        for i in range(1500):
-            pipe.set(f"s:{i % 5}:{i}", i)
-        pipe.hset("h", mapping={"a": 1})
-        pipe.execute()
+        primary.hset("h", mapping={"a": 1})
         truth = primary.dbsize()
-    client = gated(sentinel_set)
-    try:
-        snap = scan_keyspace(client, ScanOptions(max_count=200))
-    finally:
-        client.close()
+    snap = scan(sentinel_set, max_count=200)
     assert snap["state"] == "done" and truth == 1501
     assert snap["result"]["tree"]["keys"] == snap["dbsize"] == truth
     assert [n["node"] for n in snap["nodes"]] == [f"127.0.0.1:{sentinel_set.primary().port}"]
 
 
 def test_scan_from_replica_through_the_sentinels(sentinel_set):
+    plant(sentinel_set, 2000)
     primary = sentinel_set.primary()
-    with redis.Redis(port=primary.port) as admin:
-        pipe = admin.pipeline(transaction=False)
-        for i in range(2000):
-            pipe.set(f"s:{i % 5}:{i}", i)
-        pipe.execute()
-    sentinel_set.sync_replicas()
     [replica] = sentinel_set.replicas()
     for node in (primary, replica):
         with redis.Redis(port=node.port) as admin:
             admin.config_resetstat()
-    client = gated(sentinel_set)
-    try:
-        snap = scan_keyspace(client, ScanOptions(scan_from="replica", max_count=200))
-    finally:
-        client.close()
+    snap = scan(sentinel_set, scan_from="replica", max_count=200)
     assert snap["state"] == "done", snap["error"]
     assert snap["result"]["tree"]["keys"] == 2000
     [node] = snap["nodes"]
@@ -98,13 +100,7 @@ def test_scan_from_replica_through_the_sentinels(sentinel_set):
 
 
 def test_a_sentinel_failover_during_a_scan_restarts_it_on_the_new_primary(sentinel_set):
-    old = sentinel_set.primary()
-    with redis.Redis(port=old.port) as admin:
-        pipe = admin.pipeline(transaction=False)
-        for i in range(4000):
-            pipe.set(f"k:{i}", i)
-        pipe.execute()
-    sentinel_set.sync_replicas()
+    plant(sentinel_set, 4000)
     client = gated(sentinel_set)
     pages = 0
     promoted = []

@@ -150,7 +150,9 @@ def replica_addresses(client: Any, primary: Any) -> list[str]:
 def refresh_topology(client: Any) -> bool:
     """Re-learn where the data lives; True when the primaries changed.
 
-    Cluster: re-read the slot map (``CLUSTER SLOTS``) from the known nodes.
+    Cluster: re-read the slot map (``CLUSTER SLOTS``) from the first known node that
+    answers; right after a failover that node may not have heard of it yet, so keep
+    calling it while the errors go on (the scan retries with backoff).
     Sentinel: ask the Sentinels for the primary again; idle connections to a former
     primary are dropped so the next command reaches the new one. Standalone: nothing.
     Raises the underlying error when no node (or Sentinel) answers.
