@@ -120,3 +120,18 @@ def test_standalone_primary_reads_its_replica(private_server):
     [node] = snap["nodes"]
     assert node["read_from"] == "replica" and node["node"] == f"127.0.0.1:{replica.port}"
     assert scan_calls(primary.port) == {} and scan_calls(replica.port)["scan"] > 0
+
+
+def test_a_cluster_without_replicas():
+    """auto falls back to every primary; replica says there is none to read."""
+    from dashboard.embedded_cluster import EmbeddedCluster
+
+    with EmbeddedCluster(primaries=2, replicas=0) as bare:
+        with bare.client() as client:
+            plant(client, 500)
+        snap = scan(bare.url, scan_from="auto")
+        assert snap["state"] == DONE and snap["result"]["tree"]["keys"] == 500
+        assert {n["read_from"] for n in snap["nodes"]} == {"primary"}
+        assert all("the shard has no replica" in n["source_reason"] for n in snap["nodes"])
+        snap = scan(bare.url, scan_from="replica")
+        assert snap["state"] == FAILED and "the shard has no replica" in snap["error"]

@@ -126,7 +126,10 @@ def _best_replica(
         r = info.get(f"slave{i}")
         if isinstance(r, dict):
             seen[f"{r['ip']}:{r['port']}"] = (r.get("state"), int(r["offset"]), r.get("lag"))
-    addresses = list(shard.replicas) if shard.replicas else replica_addresses(client, primary)
+    if shard.slots is not None:  # a cluster: the slot map lists the replicas
+        addresses = list(shard.replicas)
+    else:
+        addresses = replica_addresses(client, primary)
     if not addresses:
         return None, "the shard has no replica"
     candidates: list[tuple[tuple[int, float, int], Source]] = []
