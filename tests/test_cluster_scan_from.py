@@ -10,7 +10,7 @@ from dashboard import gate
 from dashboard.connection import ConnectionOptions, connect
 from dashboard.embedded_cluster import wait_for
 from dashboard.inspect.keyspace.scan import ScanOptions
-from dashboard.inspect.keyspace.scanjob import DONE, FAILED, scan_keyspace
+from dashboard.inspect.keyspace.scanjob import DONE, FAILED, ScanJob, scan_keyspace
 
 # What reading key facts sends (directly, or from inside the script: commandstats
 # counts the commands a script calls too).
@@ -135,3 +135,57 @@ def test_a_cluster_without_replicas():
         assert all("the shard has no replica" in n["source_reason"] for n in snap["nodes"])
         snap = scan(bare.url, scan_from="replica")
         assert snap["state"] == FAILED and "the shard has no replica" in snap["error"]
+
+
+def test_pinned_replica_clients_keep_the_gate_the_name_and_send_readonly(
+    cluster, cluster_client, sentinel_set
+):
+    from dashboard.inspect.nodes import node_client, pinned_client
+
+    cluster_client.set("greeting", "hi")
+    cluster.sync_replicas()
+    owner = cluster_client.get_node_from_key("greeting")
+    replica = f"127.0.0.1:{cluster.replica_of(cluster.node(owner.port)).port}"
+    client = gate.install(connect(cluster.url), allow_writes=False)
+    sentinel = gate.install(connect(sentinel_set.url), allow_writes=False)
+    try:
+        template = node_client(client, owner.name)
+        for pinned in (
+            pinned_client(template, replica, readonly=True),
+            pinned_client(sentinel, f"127.0.0.1:{sentinel_set.replicas()[0].port}"),
+        ):
+            assert pinned.client_getname() == "redis-dashboard"
+            with pytest.raises(gate.CommandRefused):
+                pinned.set("greeting", "changed")
+            pinned.close()
+        reader = pinned_client(template, replica, readonly=True)
+        assert reader.get("greeting") == b"hi"  # READONLY: the replica serves the read
+        reader.connection_pool.disconnect()
+        with pytest.raises(redis.exceptions.MovedError):
+            pinned_client(template, replica).get("greeting")
+    finally:
+        client.close()
+        sentinel.close()
+
+
+def test_a_finished_scan_leaves_no_connection_open_on_the_replicas(cluster, cluster_client):
+    plant(cluster_client, 600)
+    cluster.sync_replicas()
+
+    def scan_connections():
+        count = 0
+        for node in cluster.replicas():
+            with redis.Redis(port=node.port) as admin:
+                names = [c["name"] for c in admin.client_list()]
+            count += names.count("redis-dashboard")
+        return count
+
+    assert scan_connections() == 0
+    client = gate.install(connect(cluster.url), allow_writes=False)
+    job = ScanJob(client, ScanOptions(scan_from="replica"))  # kept: its passes stay alive
+    try:
+        snap = job.run()
+        assert snap["state"] == DONE and snap["result"]["tree"]["keys"] == 600
+        wait_for(lambda: scan_connections() == 0, "the scan's replica connections to close", 5)
+    finally:
+        client.close()

@@ -124,7 +124,7 @@ def pinned_client(template: Any, address: str, *, readonly: bool = False) -> red
     if readonly:
         kwargs["redis_connect_func"] = _readonly
     host, _, port = address.rpartition(":")
-    return redis.Redis(
+    client = redis.Redis(
         connection_pool=ConnectionPool(
             connection_class=_plain_class(pool.connection_class),
             host=host,
@@ -133,6 +133,8 @@ def pinned_client(template: Any, address: str, *, readonly: bool = False) -> red
             **kwargs,
         )
     )
+    client.auto_close_connection_pool = True  # close() drops its connections (reusable after)
+    return client
 
 
 def replica_addresses(client: Any, primary: Any) -> list[str]:
