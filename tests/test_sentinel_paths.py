@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from dashboard import gate
-from dashboard.connection import connect
+from dashboard.connection import ConnectionOptions, connect
 from dashboard.embedded_cluster import wait_for
 from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.scanjob import ScanJob, scan_keyspace
@@ -120,4 +120,30 @@ def test_a_sentinel_failover_during_a_scan_restarts_it_on_the_new_primary(sentin
     with redis.Redis(port=new.port) as admin:
         assert snap["result"]["tree"]["keys"] == admin.dbsize() == 4000
     assert [n["node"] for n in snap["nodes"]] == [f"127.0.0.1:{new.port}"]
+    assert snap["restarts"] == 1
+
+
+def test_a_replica_lost_mid_scan_falls_back_to_the_primary_with_auto(sentinel_set):
+    plant(sentinel_set, 3000)
+    [replica] = sentinel_set.replicas()
+    client = gate.install(
+        connect(sentinel_set.url, ConnectionOptions(connect_timeout=0.5)), allow_writes=False
+    )
+    pages = 0
+
+    def kill(batch):
+        nonlocal pages
+        pages += 1
+        if pages == 5:
+            replica.kill()
+
+    try:
+        options = ScanOptions(scan_from="auto", max_count=50, start_count=50)
+        snap = ScanJob(client, options, on_batch=kill).run()
+    finally:
+        client.close()
+    assert snap["state"] == "done", snap["error"]
+    assert snap["result"]["tree"]["keys"] == 3000
+    [node] = snap["nodes"]
+    assert node["read_from"] == "primary" and "does not answer" in node["source_reason"]
     assert snap["restarts"] == 1

@@ -90,19 +90,19 @@ class ShardPass:
         """Plain data for the job snapshot's ``nodes``."""
         c = self.counters
         p = self.progress()
+        shown = ("scanned", "analysed", "vanished", "refused", "moved", "skipped", "batches")
         return {
             **self.scanner.state(),
             **self.source.public(),
+            "done": self.committed or self.scanner.done,
             "slots": None if self.assigned is None else len(self.assigned),
             "attempt": self.attempt,
             "dbsize": self.dbsize,
             "quota": self.quota,
-            **{k: c[k] for k in ("scanned", "analysed", "vanished", "refused", "moved")},
-            "skipped": c["skipped"],
-            "batches": c["batches"],
+            **{k: c[k] for k in shown},
             "server_ms": round(c["server_us"] / 1000, 3),
             "progress": None if p is None else round(p, 4),
-        } | {"done": self.committed or self.scanner.done}
+        }
 
     def close(self) -> None:
         close_quietly(self.source)

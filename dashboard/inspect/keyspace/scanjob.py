@@ -41,6 +41,7 @@ from .scan import Batch, ScanOptions
 PREFETCH_PAGES = 2
 MAX_EVENTS = 50
 REFRESH_GAP_S = 0.2  # at most one node-map refresh this often
+REPLICA_RETRIES = 3  # errors in a row before a replica's walk reads another node
 IDLE, RUNNING, CANCELLING = "idle", "running", "cancelling"
 CANCELLED, FAILED, DONE = "cancelled", "failed", "done"
 
@@ -298,7 +299,11 @@ class ScanJob:
                 self._event("retry", p.source.address, describe_error("scan page", detail))
             if is_topology_error(detail):
                 self._refresh(now)
-            p.not_before = now + backoff(p.troubles)
+            if p.source.role == "replica" and p.troubles >= REPLICA_RETRIES:
+                why = f"replica {p.source.address} keeps failing; choosing the source again"
+                plan.drop(p, why, restart=p.start is not None)
+            else:
+                p.not_before = now + backoff(p.troubles)
             plan.replan_at = now
 
     def _refresh(self, now: float, force: bool = False) -> None:
