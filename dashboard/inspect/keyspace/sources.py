@@ -151,7 +151,7 @@ def _best_replica(
             acked = int(mine.get("slave_repl_offset", 0))
         lag_bytes = max(0, offset - acked)
         trouble = _unhealthy(mine, state, lag_s, max_lag_s)
-        if trouble and not strict:
+        if trouble and (not strict or mine.get("role") != "slave"):  # never a primary
             conn.close()
             problems.append(f"{address} {trouble}")
             continue
