@@ -194,7 +194,8 @@ class ScanJob:
         plan, running = self._plan, self._running
         failure: BaseException | None = None
         for p in plan.passes:
-            p.stop = None  # stopped by a cancel or a failure: go on from the cursor
+            if not p.retire:
+                p.stop = None  # stopped by a cancel or a failure: go on from the cursor
         plan.replan(running, strict=not self._planned)
         self._planned = True
         # Workers wait while the job thread folds (or runs on_batch): bounded read-ahead.
@@ -230,6 +231,8 @@ class ScanJob:
                 failure = failure or exc
         if failure is not None:
             raise failure
+        if not self._cancel.is_set() and not plan.complete():  # nothing left to try
+            raise RuntimeError("the scan ran out of work with part of the keyspace not walked")
 
     def _launch(self, out: Any, now: float) -> None:
         passes, running = self._plan.passes, self._running
