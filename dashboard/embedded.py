@@ -14,9 +14,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import redis
 
@@ -213,3 +214,23 @@ class EmbeddedRedis(Managed):
 def in_ci() -> bool:
     """CI sets CI=true; there a missing redis-server is a failure, not a skip."""
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy; errors count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (redis.RedisError, OSError, LookupError) as exc:
+            last, value = exc, None
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def admin_client(port: int) -> redis.Redis:
+    """A plain client for one of our own servers (not gated: it sets them up)."""
+    return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1)

@@ -1,4 +1,4 @@
-"""A private Redis Cluster and a private Sentinel set, built from :class:`EmbeddedRedis`.
+"""A private Redis Cluster, built from :class:`~dashboard.embedded.EmbeddedRedis` nodes.
 
 For the test suite and ``bench/``: real servers on free ports in temp dirs, never
 a server that was already running, every process stopped on :meth:`stop` and
@@ -13,34 +13,13 @@ each step waits only until the servers report the state it needs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from dashboard.embedded import EmbeddedRedis, Managed, free_port
+from dashboard.embedded import EmbeddedRedis, Managed, admin_client, free_port, wait_for
 
 SLOTS = 16384
-SERVICE = "mymaster"
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy; errors count as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (redis.RedisError, OSError, LookupError) as exc:
-            last, value = exc, None
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
-
-
-def _admin(port: int) -> redis.Redis:
-    return redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=1)
 
 
 def _myself(client: redis.Redis) -> dict[str, Any]:
@@ -122,7 +101,7 @@ class EmbeddedCluster(Managed):
         return self
 
     def _form(self, timeout: float) -> None:
-        admins = [_admin(n.port) for n in self.nodes]
+        admins = [admin_client(n.port) for n in self.nodes]
         try:
             count = self.primaries_wanted
             for epoch, admin in enumerate(admins, start=1):
@@ -177,7 +156,7 @@ class EmbeddedCluster(Managed):
         for node in self.nodes:
             if not node.alive():
                 continue
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 flags = _myself(admin)["flags"]
             out["primary" if "master" in flags else "replica"].append(node)
         return out
@@ -190,10 +169,10 @@ class EmbeddedCluster(Managed):
 
     def replica_of(self, primary: EmbeddedRedis) -> EmbeddedRedis:
         """A live replica of ``primary``."""
-        with _admin(primary.port) as admin:
+        with admin_client(primary.port) as admin:
             wanted = _myself(admin)["id"]
         for node in self.replicas():
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 if _myself(admin)["master"] == wanted:
                     return node
         raise LookupError(f"no live replica of 127.0.0.1:{primary.port}")
@@ -202,14 +181,14 @@ class EmbeddedCluster(Managed):
         """The ground truth: keys on every primary (DBSIZE), read from the primaries."""
         total = 0
         for node in self.primaries():
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 total += int(admin.dbsize())
         return total
 
     def flush(self) -> None:
         """Empty every primary and wait until its replicas have applied the flush."""
         for node in self.primaries():
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 admin.flushall()
                 admin.script_flush()
                 replicas = int(admin.info("replication").get("connected_slaves", 0))
@@ -219,7 +198,7 @@ class EmbeddedCluster(Managed):
     def sync_replicas(self, timeout: float = 30.0) -> None:
         """Wait until every replica has applied everything its primary has written."""
         for node in self.primaries():
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 wanted = int(admin.info("replication").get("connected_slaves", 0))
                 if wanted:
                     acked = admin.execute_command("WAIT", wanted, int(timeout * 1000))
@@ -236,7 +215,7 @@ class EmbeddedCluster(Managed):
         for node in self.nodes:
             if not node.alive():
                 return False
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 if admin.cluster("info")["cluster_state"] != "ok":
                     return False
                 me = _myself(admin)
@@ -258,7 +237,7 @@ class EmbeddedCluster(Managed):
         def converged() -> bool:
             views = []
             for port in alive:
-                with _admin(port) as admin:
+                with admin_client(port) as admin:
                     views.append(_slot_map(admin))
             owners = {nodes[0] for nodes in views[0].values()}
             return owners <= alive and all(view == views[0] for view in views)
@@ -272,7 +251,7 @@ class EmbeddedCluster(Managed):
             if not node.alive():
                 node.restart()
         for node in self.nodes:
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 for marker in _myself(admin)["moving"]:
                     slot = marker.strip("[]").split("-")[0]
                     admin.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
@@ -282,7 +261,7 @@ class EmbeddedCluster(Managed):
         self, slots: list[int], source: EmbeddedRedis, target: EmbeddedRedis
     ) -> None:
         """Mark ``slots`` IMPORTING on ``target`` and MIGRATING on ``source`` (no key moves yet)."""
-        with _admin(source.port) as src, _admin(target.port) as dst:
+        with admin_client(source.port) as src, admin_client(target.port) as dst:
             src_id, dst_id = _myself(src)["id"], _myself(dst)["id"]
             for slot in slots:
                 dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
@@ -293,7 +272,7 @@ class EmbeddedCluster(Managed):
     ) -> int:
         """MIGRATE the keys of ``slots`` to ``target``: at most ``limit`` keys (0: all)."""
         moved = 0
-        with _admin(source.port) as src:
+        with admin_client(source.port) as src:
             for slot in slots:
                 while True:
                     want = 100 if not limit else min(100, limit - moved)
@@ -310,11 +289,11 @@ class EmbeddedCluster(Managed):
 
     def finish_migration(self, slots: list[int], target: EmbeddedRedis) -> None:
         """Give ``slots`` to ``target`` on every primary (target first, as redis-cli does)."""
-        with _admin(target.port) as dst:
+        with admin_client(target.port) as dst:
             dst_id = _myself(dst)["id"]
         owners = [target, *(n for n in self.primaries() if n is not target)]
         for node in owners:
-            with _admin(node.port) as admin:
+            with admin_client(node.port) as admin:
                 for slot in slots:
                     admin.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
 
@@ -327,7 +306,7 @@ class EmbeddedCluster(Managed):
 
     def slots_of(self, node: EmbeddedRedis) -> list[int]:
         """The slots ``node`` serves, in its own view."""
-        with _admin(node.port) as admin:
+        with admin_client(node.port) as admin:
             out: list[int] = []
             for spec in _myself(admin)["slots"]:
                 first, _, last = spec.partition("-")
@@ -337,7 +316,7 @@ class EmbeddedCluster(Managed):
     def failover(self, primary: EmbeddedRedis, timeout: float = 30.0) -> EmbeddedRedis:
         """``CLUSTER FAILOVER`` on a replica of ``primary``; returns the new primary."""
         replica = self.replica_of(primary)
-        with _admin(replica.port) as admin:
+        with admin_client(replica.port) as admin:
             admin.execute_command("CLUSTER", "FAILOVER")
             wait_for(lambda: "master" in _myself(admin)["flags"], "the replica to take over")
         self.wait_healthy(timeout)
@@ -352,179 +331,3 @@ def _slot_map(admin: redis.Redis) -> dict[tuple[int, int], tuple[int, ...]]:
         ports = tuple(int(n[1]) for n in nodes)
         out[(int(first), int(last))] = (ports[0], *sorted(ports[1:]))
     return out
-
-
-class EmbeddedSentinel(Managed):
-    """A primary, ``replicas`` replicas and ``sentinels`` Sentinels watching ``service``."""
-
-    def __init__(
-        self,
-        replicas: int = 1,
-        sentinels: int = 3,
-        *,
-        service: str = SERVICE,
-        down_after_ms: int = 1000,
-        failover_timeout_ms: int = 5000,
-    ) -> None:
-        self.service = service
-        self.replica_count = replicas
-        self.sentinel_count = sentinels
-        self.down_after_ms = down_after_ms
-        self.failover_timeout_ms = failover_timeout_ms
-        self.data: list[EmbeddedRedis] = []
-        self.sentinels: list[EmbeddedRedis] = []
-        self.startup_s: float | None = None
-
-    def start(self, timeout: float = 60.0) -> EmbeddedSentinel:
-        began = time.monotonic()
-        repl = ("--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0")
-        try:
-            primary = EmbeddedRedis(extra_args=repl).start()
-            self.data = [primary]
-            for _ in range(self.replica_count):
-                args = (*repl, "--replicaof", "127.0.0.1", str(primary.port))
-                self.data.append(EmbeddedRedis(extra_args=args))
-            for node in self.data[1:]:
-                node.start()
-            self._wait_replicas(primary, timeout)
-            quorum = self.sentinel_count // 2 + 1
-            config = (
-                f"sentinel monitor {self.service} 127.0.0.1 {primary.port} {quorum}\n"
-                f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
-                f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
-            )
-            self.sentinels = [
-                EmbeddedRedis(config=config, sentinel=True) for _ in range(self.sentinel_count)
-            ]
-            for node in self.sentinels:
-                node.start()
-            wait_for(self._sentinels_ready, "the Sentinels to see each other", timeout)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_s = time.monotonic() - began
-        return self
-
-    def _wait_replicas(self, primary: EmbeddedRedis, timeout: float) -> None:
-        def online() -> bool:
-            with _admin(primary.port) as admin:
-                info = admin.info("replication")
-            states = [info.get(f"slave{i}", {}).get("state") for i in range(self.replica_count)]
-            return states == ["online"] * self.replica_count
-
-        wait_for(online, "the replicas to sync", timeout)
-
-    def _sentinels_ready(self) -> bool:
-        primary = self.primary_port()
-        for node in self.sentinels:
-            with _admin(node.port) as admin:
-                master = admin.sentinel_master(self.service)
-                replicas = admin.sentinel_slaves(self.service)
-            if master["port"] != primary or master["is_sdown"] or master["is_odown"]:
-                return False
-            if master["num-other-sentinels"] != self.sentinel_count - 1:
-                return False
-            if len([r for r in replicas if not r["is_sdown"]]) != len(self.data) - 1:
-                return False
-        return True
-
-    def stop(self) -> None:
-        for node in [*self.sentinels, *self.data]:
-            node.stop()
-
-    # --- what tests and benchmarks use ---------------------------------------------
-
-    @property
-    def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{self.service}"
-
-    def primary_port(self) -> int:
-        """The primary's port as the Sentinels agree on it."""
-        ports = set()
-        for node in self.sentinels:
-            with _admin(node.port) as admin:
-                ports.add(admin.sentinel_master(self.service)["port"])
-        if len(ports) != 1:
-            raise LookupError(f"the Sentinels disagree on the primary: {sorted(ports)}")
-        return ports.pop()
-
-    def primary(self) -> EmbeddedRedis:
-        port = self.primary_port()
-        return next(n for n in self.data if n.port == port)
-
-    def replicas(self) -> list[EmbeddedRedis]:
-        port = self.primary_port()
-        return [n for n in self.data if n.port != port and n.alive()]
-
-    def flush(self) -> None:
-        with _admin(self.primary_port()) as admin:
-            admin.flushall()
-            admin.script_flush()
-            admin.execute_command("WAIT", len(self.data) - 1, 10_000)
-
-    def sync_replicas(self, timeout: float = 30.0) -> None:
-        with _admin(self.primary_port()) as admin:
-            wanted = len(self.replicas())
-            if int(admin.execute_command("WAIT", wanted, int(timeout * 1000))) < wanted:
-                raise TimeoutError("the replicas did not catch up")
-
-    def failover(self, timeout: float = 30.0) -> EmbeddedRedis:
-        """``SENTINEL FAILOVER``: a replica becomes the primary; returns it once every
-        Sentinel agrees and the old primary replicates from it."""
-        old = self.primary_port()
-        with _admin(self.sentinels[0].port) as admin:
-            admin.execute_command("SENTINEL", "FAILOVER", self.service)
-        wait_for(lambda: self.primary_port() != old, "a new primary", timeout)
-        self.wait_healthy(timeout)
-        return self.primary()
-
-    def wait_converged(self, timeout: float = 30.0) -> None:
-        """Every live node reports the same slot map, served by live primaries only
-        (after a failover, before the crashed node is back)."""
-        alive = {n.port for n in self.nodes if n.alive()}
-
-        def converged() -> bool:
-            views = []
-            for port in alive:
-                with _admin(port) as admin:
-                    views.append(_slot_map(admin))
-            owners = {nodes[0] for nodes in views[0].values()}
-            return owners <= alive and all(view == views[0] for view in views)
-
-        wait_for(converged, "every node to agree on the new slot owners", timeout)
-
-    def heal(self, timeout: float = 60.0) -> None:
-        """Restart crashed nodes and wait until the Sentinels agree on one primary
-        with every replica linked."""
-        for node in [*self.data, *self.sentinels]:
-            if not node.alive():
-                node.restart()
-        self.wait_healthy(timeout)
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Sentinels agree on one primary, every other data node replicates from it with
-        its link up, and every Sentinel sees every replica."""
-
-        def healthy() -> bool:
-            primary = self.primary_port()
-            for node in self.data:
-                if node.port == primary:
-                    continue
-                with _admin(node.port) as admin:
-                    info = admin.info("replication")
-                    if info.get("role") == "master" or info.get("master_port") != primary:
-                        # A former primary: Sentinel would reconfigure it itself, but
-                        # only at its next INFO round (10 s). Do what it does then:
-                        # follow the new primary and drop the clients, so they reconnect.
-                        pipe = admin.pipeline(transaction=True)
-                        pipe.execute_command("REPLICAOF", "127.0.0.1", primary)
-                        pipe.execute_command("CLIENT", "KILL", "TYPE", "normal")
-                        pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-                        pipe.execute()
-                        return False
-                    if info.get("master_link_status") != "up":
-                        return False
-            return self._sentinels_ready()
-
-        wait_for(healthy, "the Sentinel set to be healthy", timeout)

@@ -242,7 +242,7 @@ def cluster_client(cluster):
 @pytest.fixture(scope="session")
 def redis_sentinel_session():
     """The suite's own Sentinel set: a primary, a replica and 3 Sentinels (started lazily)."""
-    from dashboard.embedded_cluster import EmbeddedSentinel
+    from dashboard.embedded_sentinel import EmbeddedSentinel
 
     sentinel = _started(EmbeddedSentinel)
     try:

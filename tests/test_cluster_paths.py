@@ -11,7 +11,7 @@ from redis.cluster import RedisCluster
 
 from dashboard import gate
 from dashboard.connection import connect, is_cluster
-from dashboard.embedded_cluster import wait_for
+from dashboard.embedded import wait_for
 from dashboard.inspect.errors import RedisUnavailable
 from dashboard.inspect.keyspace.keydetail import key_detail
 from dashboard.inspect.keyspace.scan import ScanOptions

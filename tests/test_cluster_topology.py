@@ -153,7 +153,7 @@ def test_a_standalone_restart_during_a_scan_restarts_the_pass(private_server):
 
 def test_refresh_topology_follows_a_failover(cluster, cluster_client):
     """What the observer calls after connection errors: the map catches up, pages work."""
-    from dashboard.embedded_cluster import wait_for
+    from dashboard.embedded import wait_for
     from dashboard.inspect.live.streams import StreamFinder
     from dashboard.inspect.nodes import is_topology_error, node_clients, refresh_topology
 

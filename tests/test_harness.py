@@ -42,7 +42,7 @@ STARTERS = {
         "c = EmbeddedCluster().start()\npids = [n.process.pid for n in c.nodes]\n"
     ),
     "sentinel": (
-        "from dashboard.embedded_cluster import EmbeddedSentinel\n"
+        "from dashboard.embedded_sentinel import EmbeddedSentinel\n"
         "s = EmbeddedSentinel().start()\n"
         "pids = [n.process.pid for n in s.data + s.sentinels]\n"
     ),
@@ -117,7 +117,7 @@ def test_cluster_heals_after_a_crash_and_a_failover(cluster, cluster_client):
     victim = cluster.primaries()[0]
     heir = cluster.replica_of(victim)
     victim.kill()
-    from dashboard.embedded_cluster import wait_for
+    from dashboard.embedded import wait_for
 
     wait_for(lambda: heir in cluster.primaries(), "the replica to be promoted", 60)
     cluster.heal()

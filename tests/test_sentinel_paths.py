@@ -6,7 +6,7 @@ import redis
 
 from dashboard import gate
 from dashboard.connection import ConnectionOptions, connect
-from dashboard.embedded_cluster import wait_for
+from dashboard.embedded import wait_for
 from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.scanjob import ScanJob, scan_keyspace
 from dashboard.inspect.nodes import refresh_topology
