@@ -7,6 +7,7 @@ one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -19,7 +20,9 @@ from dashboard.cliargs import (
     EXIT_OK,
     CliError,
     add_setting_flags,
+    check_listen,
     settings_from,
+    urls_given,
 )
 from dashboard.config import ENV_PREFIX, Settings
 
@@ -28,6 +31,7 @@ SCAN_SETTINGS = [
     "url",
     "socket_timeout",
     "connect_timeout",
+    "request_timeout",
     "scan_count",
     "scan_target_ms",
     "scan_throttle_ms",
@@ -41,6 +45,9 @@ SCAN_SETTINGS = [
 ]
 
 
+AUDIT_SETTINGS = [*SCAN_SETTINGS, "targets"]
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args, SERVE_SETTINGS)
     if not settings.loopback and not settings.username:
@@ -48,25 +55,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"refusing to serve on {settings.host} without authentication: set "
             f"{ENV_PREFIX}USERNAME and {ENV_PREFIX}PASSWORD (or bind to 127.0.0.1)"
         )
-    from dashboard.connection import mask_url
-    from dashboard.web import create_app
+    from dashboard.connection import check_url, mask_url
+    from dashboard.inspect.audit import ConfigError, load_config
+    from dashboard.web import create_app, start_observer
     from dashboard.wsgi import serve
 
+    try:
+        load_config(settings.audit_config or None)  # a broken file is a usage error, not a 500
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    targets = targets_from(args, settings)
+    for url in [t.url for t in targets] or [settings.url]:
+        check_url(url)  # a URL that cannot work: one line and exit 2, not 500s
+    check_listen(settings.host, settings.port)
+    watched = (
+        ", ".join(f"{t.name} ({t.public()['url']})" for t in targets)
+        if targets
+        else mask_url(settings.url)
+    )
     print(
         f"redis-dashboard {__version__}: http://{settings.host}:{settings.port}/ "
-        f"inspecting {mask_url(settings.url)} "
+        f"inspecting {watched} "
         f"({'writes enabled' if settings.allow_writes else 'read-only'})",
         file=sys.stderr,
         flush=True,
     )
-    serve(lambda: create_app(settings), settings)
+    serve(lambda: start_observer(create_app(settings, targets or None)), settings)
     return EXIT_OK
+
+
+def targets_from(args: argparse.Namespace, settings: Settings) -> list[Any]:
+    """The targets ``--targets FILE`` or a repeated ``--url`` name; [] for one Redis."""
+    from dashboard.targets import TargetsError, from_urls, load_targets
+
+    urls = urls_given(args)
+    if settings.targets and len(urls) > 1:
+        raise CliError("give several targets with --targets FILE or with --url repeated, not both")
+    try:
+        if settings.targets:
+            return load_targets(settings.targets, allow_writes=settings.allow_writes)
+    except TargetsError as exc:
+        raise CliError(str(exc)) from exc
+    return from_urls(urls, settings.allow_writes) if len(urls) > 1 else []
+
+
+def check_redis(settings: Settings) -> None:
+    """The URL, then one PING within ``request_timeout``: a Redis that is not there or
+    not answering is one line and exit 2 before any work starts."""
+    from dashboard.connection import check_url
+    from dashboard.deadline import deadline
+    from dashboard.inspect.keyspace.report import gated_client
+
+    check_url(settings.url)
+    client = gated_client(settings)
+    try:
+        with deadline(settings.request_timeout):
+            client.ping()
+    finally:
+        client.close()
 
 
 def cmd_keyspace(args: argparse.Namespace) -> int:
     from dashboard.inspect.keyspace.report import keyspace_report, keyspace_text
 
     settings = settings_from(args, SCAN_SETTINGS)
+    if len(urls_given(args)) > 1:
+        raise CliError("keyspace scans one Redis: give --url once")
+    check_redis(settings)
     report = keyspace_report(settings)
     if args.format == "json":
         import json
@@ -87,36 +142,79 @@ def cmd_audit(args: argparse.Namespace) -> int:
         render,
     )
 
-    settings = settings_from(args, SCAN_SETTINGS)
+    settings = settings_from(args, AUDIT_SETTINGS)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    targets = targets_from(args, settings)
+    if targets:
+        return _audit_targets(targets, settings, config, args)
+    check_redis(settings)
     report = audit_settings(settings, config)
     sys.stdout.write(render(report, args.format, artifact=args.config))
     return EXIT_FINDINGS if at_or_above(report, args.fail_on) else EXIT_OK
+
+
+def _audit_targets(targets: list[Any], settings: Settings, config: Any, args: Any) -> int:
+    """Audit each target in turn; report per target (docs/fleet.md)."""
+    from dashboard.inspect.audit import at_or_above, audit_settings
+    from dashboard.inspect.audit.fleet import render_targets
+
+    entries: list[dict[str, Any]] = []
+    failing = errors = False
+    for target in targets:
+        entry = {"name": target.name, **{k: v for k, v in target.public().items() if k == "url"}}
+        try:
+            one = settings.updated({"url": target.url})
+            check_redis(one)
+            entry["report"] = audit_settings(one, config)
+            failing = failing or bool(at_or_above(entry["report"], args.fail_on))
+        except Exception as exc:  # one unreachable target does not stop the others
+            if not (isinstance(exc, CliError) or _is_connection_problem(exc)):
+                raise
+            entry["error"], errors = _one_line(exc), True
+        entries.append(entry)
+    sys.stdout.write(render_targets(entries, args.format, artifact=args.config))
+    return EXIT_ERROR if errors else (EXIT_FINDINGS if failing else EXIT_OK)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="redis-dashboard",
         description="See how your Redis is really used.",
+        allow_abbrev=False,  # --pass must not mean --password: secrets are found by name
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the web dashboard")
+    serve = sub.add_parser("serve", help="run the web dashboard", allow_abbrev=False)
     add_setting_flags(serve, SERVE_SETTINGS)
     serve.set_defaults(run=cmd_serve)
 
-    keyspace = sub.add_parser("keyspace", help="scan the keyspace and print the namespace rollup")
+    keyspace = sub.add_parser(
+        "keyspace", help="scan the keyspace and print the namespace rollup", allow_abbrev=False
+    )
     add_setting_flags(keyspace, SCAN_SETTINGS)
-    keyspace.add_argument("--format", choices=["json", "text"], default="text")
+    keyspace.add_argument(
+        "--format",
+        choices=["json", "text"],
+        default="text",
+        help="text: a table for the terminal (default); json: the report of docs/scan.md",
+    )
     keyspace.set_defaults(run=cmd_keyspace)
 
-    audit = sub.add_parser("audit", help="check a Redis for anti-patterns (CI gate)")
-    add_setting_flags(audit, SCAN_SETTINGS)
-    audit.add_argument("--format", choices=["text", "json", "markdown", "sarif"], default="text")
+    audit = sub.add_parser(
+        "audit", help="check a Redis for anti-patterns (CI gate)", allow_abbrev=False
+    )
+    add_setting_flags(audit, AUDIT_SETTINGS)
+    audit.add_argument(
+        "--format",
+        choices=["text", "json", "markdown", "sarif"],
+        default="text",
+        help="text (default), json (docs/rules.md), markdown (a PR comment) or sarif "
+        "(code-scanning upload)",
+    )
     audit.add_argument(
         "--fail-on",
         choices=["info", "warning", "critical"],
@@ -133,6 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # a real process: keep passwords out of its (and its workers') argv
+        from dashboard import secretargs
+
+        argv = sys.argv[1:]
+        if secretargs.CARRIER in os.environ:
+            argv = secretargs.restore(argv)
+        else:
+            secretargs.reexec_without_secrets(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -153,6 +259,9 @@ def _is_connection_problem(exc: Exception) -> bool:
     import redis
 
     from dashboard.connection import ConnectionConfigError
+    from dashboard.deadline import DeadlineExceeded
+    from dashboard.inspect.errors import RedisUnavailable
+    from dashboard.inspect.keyspace.report import ScanFailed
 
     return isinstance(
         exc,
@@ -161,12 +270,17 @@ def _is_connection_problem(exc: Exception) -> bool:
             redis.TimeoutError,
             ConnectionConfigError,
             redis.AuthenticationError,
+            DeadlineExceeded,
+            RedisUnavailable,
+            ScanFailed,
         ),
     )
 
 
 def _one_line(exc: Any) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    from dashboard.connection import explain
+
+    return explain(exc)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 ENV_PREFIX = "REDIS_DASHBOARD_"
+# The observer's readers (4 threads), the keyspace scan's fetcher and audit probes, and a
+# spare: each may hold one connection of the pool at a time.
+BACKGROUND_READERS = 8
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -52,9 +55,20 @@ class Settings:
         cli=False,
     )
     threads: int = _setting(32, "web server threads (each live tail holds one)")
-    pool_size: int = _setting(16, "Redis connections kept per node")
+    pool_size: int = _setting(
+        0,
+        "Redis connections per node for the pages; 0 = the web threads plus the background "
+        "readers. A request waits (bounded) for a free one: the page says the dashboard is "
+        "busy, never that Redis is down",
+    )
     socket_timeout: float = _setting(5.0, "seconds to wait for a Redis reply")
     connect_timeout: float = _setting(3.0, "seconds to wait for a Redis connection")
+    request_timeout: float = _setting(
+        10.0,
+        "seconds one request (page, JSON twin, action, /healthz, the CLI's connection "
+        "check) may spend on Redis in all; past it the page shows what it read and says "
+        "Redis is not answering",
+    )
     scan_count: int = _setting(1000, "largest SCAN COUNT / keys per server-side batch")
     scan_target_ms: float = _setting(
         2.0,
@@ -111,6 +125,36 @@ class Settings:
     detectors_file: str = _setting(
         "", "TOML file with your own rate-limit and lock key patterns (docs/live.md)"
     )
+    targets: str = _setting(
+        "",
+        "TOML file naming several Redis targets to watch (docs/fleet.md); the url setting "
+        "is then not used",
+    )
+    rescan_interval: float = _setting(
+        600.0,
+        "seconds between keyspace scans (each feeds keyspace, audit and metrics; counted "
+        "from the end of the previous one); 0 = only at start and on demand",
+    )
+    live_refresh_s: float = _setting(
+        1.0,
+        "seconds between refreshes of rate limits, locks, streams and pub/sub while someone "
+        "watches (once per cadence however many do)",
+    )
+    server_refresh_s: float = _setting(
+        2.0, "seconds between refreshes of the server overview while someone watches"
+    )
+    watch_lease_s: float = _setting(
+        15.0,
+        "a view keeps its data refreshing this many seconds after it was last requested "
+        "(then the observer stops reading it)",
+    )
+    first_wait_s: float = _setting(
+        5.0, "longest a request waits for the first reading of a view before answering 'loading'"
+    )
+    audit_config: str = _setting(
+        "",
+        "TOML file with audit thresholds and exemptions for the dashboard's audit (docs/rules.md)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -141,7 +185,6 @@ class Settings:
         positive = (
             "port",
             "threads",
-            "pool_size",
             "scan_count",
             "depth",
             "top_n",
@@ -152,7 +195,14 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("socket_timeout", "connect_timeout", "scan_target_ms"):
+        for name in ("live_refresh_s", "server_refresh_s", "watch_lease_s"):
+            if getattr(self, name) < 0.05:
+                raise SettingsError(f"{name} must be at least 0.05 s, got {getattr(self, name)}")
+        if self.rescan_interval < 0 or self.first_wait_s < 0:
+            raise SettingsError("rescan_interval and first_wait_s cannot be negative")
+        if self.pool_size < 0:
+            raise SettingsError(f"pool_size must be 0 (automatic) or more, got {self.pool_size}")
+        for name in ("socket_timeout", "connect_timeout", "scan_target_ms", "request_timeout"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive, got {getattr(self, name)}")
         if self.scan_throttle_ms < 0 or self.scan_sample_keys < 0:
@@ -176,6 +226,12 @@ class Settings:
             )
         if bool(self.username) != bool(self.password):
             raise SettingsError("set both username and password for basic auth, or neither")
+
+    @property
+    def pool_connections(self) -> int:
+        """Connections per node of the pages' pool: ``pool_size``, or (0) one per web
+        thread plus the background readers (scan, stream discovery, observer)."""
+        return self.pool_size or self.threads + BACKGROUND_READERS
 
     @property
     def loopback(self) -> bool:

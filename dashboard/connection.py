@@ -22,13 +22,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from dashboard import deadline
+from dashboard.pool import DashboardPool, SentinelDashboardPool, redis_client
+from dashboard.urlcheck import (
+    ConnectionConfigError,
+    check_query,
+    check_userinfo,
+    tls_kwargs,
+)
+
 DEFAULT_CLIENT_NAME = "redis-dashboard"
+RETRIES = 2
 _SCHEMES = {
     "redis",
     "rediss",
@@ -39,10 +51,6 @@ _SCHEMES = {
     "rediss+sentinel",
 }
 _TLS_KEYS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
-
-
-class ConnectionConfigError(ValueError):
-    """A URL or option that cannot describe a Redis connection; the message is safe to show."""
 
 
 @dataclass(frozen=True)
@@ -96,16 +104,33 @@ def _scheme(url: str) -> str:
 
 
 def _tls_kwargs(query: dict[str, str], options: ConnectionOptions) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
+    """TLS options from ``options``, else from the URL; checked and their files loaded."""
+    given = {}
     for name in _TLS_KEYS:
         value = getattr(options, name)
-        if value is None and name in query:
-            value = query[name]
-            if name == "ssl_check_hostname":
-                value = value.lower() in {"1", "true", "yes", "on"}
-        if value is not None:
-            kwargs[name] = value
-    return kwargs
+        given[name] = query.get(name) if value is None else value
+    return tls_kwargs(given)
+
+
+class DeadlineBackoff(AbstractBackoff):
+    """redis-py's exponential backoff between retries, never sleeping past the deadline."""
+
+    def __init__(self) -> None:
+        self._inner = ExponentialWithJitterBackoff(cap=0.5, base=0.01)
+
+    def reset(self) -> None:
+        self._inner.reset()
+
+    def compute(self, failures: int) -> float:
+        left = deadline.remaining()
+        wait = self._inner.compute(failures)
+        return wait if left is None else max(0.0, min(wait, left))
+
+
+def _retry() -> Retry:
+    """Two retries on a lost connection or a timeout (redis-py 8's default is ten, with a
+    backoff up to a second each: a stalled server held a page for a minute)."""
+    return Retry(DeadlineBackoff(), RETRIES)
 
 
 def _common_kwargs(options: ConnectionOptions) -> dict[str, Any]:
@@ -130,12 +155,40 @@ def _split_nodes(netloc_hosts: str, default_port: int, url: str) -> list[tuple[s
     return nodes
 
 
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _credentials(netloc: str) -> tuple[str | None, str | None, str]:
     if "@" not in netloc:
         return None, None, netloc
     userinfo, _, hosts = netloc.rpartition("@")
     user, sep, password = userinfo.partition(":")
     return (unquote(user) or None, unquote(password) if sep else None, hosts)
+
+
+def _checked(url: str, options: ConnectionOptions) -> tuple[str, Any, dict[str, Any]]:
+    """The scheme, the split URL and the TLS options, all checked (nothing looked up)."""
+    if options.pool_size < 1:
+        raise ConnectionConfigError("pool_size must be at least 1")
+    scheme = _scheme(url)
+    check_userinfo(scheme, url)  # before anything quotes or looks up a piece of the URL
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConnectionConfigError(f"malformed URL {mask_url(url)!r}: {exc}") from exc
+    query = check_query(scheme, parts.query)
+    tls = _tls_kwargs(query, options) if scheme.startswith("rediss") else {}
+    return scheme, parts, {"query": query, "tls": tls}
+
+
+def check_url(url: str, options: ConnectionOptions | None = None) -> None:
+    """Everything :func:`connect` checks, without building a client (a cluster client
+    connects as it is built): run it at start-up so a bad URL is one line, exit 2.
+
+    Raises :class:`ConnectionConfigError`; its message never quotes a password.
+    """
+    _checked(url, options or ConnectionOptions())
 
 
 def connect(url: str, options: ConnectionOptions | None = None) -> Any:
@@ -145,22 +198,16 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     Raises :class:`ConnectionConfigError` with a masked URL on malformed input.
     """
     options = options or ConnectionOptions()
-    if options.pool_size < 1:
-        raise ConnectionConfigError("pool_size must be at least 1")
-    scheme = _scheme(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ConnectionConfigError(f"malformed URL {mask_url(url)!r}: {exc}") from exc
-    query = dict(parse_qsl(parts.query))
+    scheme, parts, checked = _checked(url, options)
+    query, tls_options = checked["query"], checked["tls"]
     tls = scheme.startswith("rediss")
     common = _common_kwargs(options)
     if scheme in {"redis", "rediss", "unix"}:
-        kwargs = {**common, "max_connections": options.pool_size}
+        kwargs = {**common, "max_connections": options.pool_size, "retry": _retry()}
         if tls:
-            kwargs.update(_tls_kwargs(query, options))
+            kwargs.update(tls_options)
         try:
-            return redis.Redis.from_url(url, **kwargs)
+            return redis_client(DashboardPool.from_url(url, **kwargs))
         except ValueError:
             # redis-py's message may quote a piece of the password (as the "port").
             raise ConnectionConfigError(
@@ -173,11 +220,15 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
         kwargs = {**common, "max_connections": options.pool_size}
         if tls:
             kwargs["ssl"] = True
-            kwargs.update(_tls_kwargs(query, options))
+            kwargs.update(tls_options)
+        (host, port), *others = nodes
         return RedisCluster(
-            startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            # redis-py builds node pools from connection_pool_class only for a url
+            url=f"{'rediss' if tls else 'redis'}://{_host(host)}:{port}",
+            startup_nodes=[ClusterNode(h, p) for h, p in others],
             username=user,
             password=password,
+            connection_pool_class=DashboardPool,
             **kwargs,
         )
     # sentinel: path is /service[/db]
@@ -193,10 +244,10 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     except ValueError as exc:
         raise ConnectionConfigError(f"bad database number in {mask_url(url)!r}") from exc
     nodes = _split_nodes(hosts, 26379, url)
-    data_kwargs = {**common, "db": db, "username": user, "password": password}
+    data_kwargs = {**common, "db": db, "username": user, "password": password, "retry": _retry()}
     if tls:
         data_kwargs["ssl"] = True
-        data_kwargs.update(_tls_kwargs(query, options))
+        data_kwargs.update(tls_options)
     sentinel = Sentinel(
         nodes,
         sentinel_kwargs={
@@ -208,7 +259,53 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
         },
         **data_kwargs,
     )
-    return sentinel.master_for(service, max_connections=options.pool_size)
+    return sentinel.master_for(
+        service, connection_pool_class=SentinelDashboardPool, max_connections=options.pool_size
+    )
+
+
+_CLIENT_CERT = (
+    "give ssl_certfile and ssl_keyfile (a client certificate signed by a CA in the "
+    "server's tls-ca-cert-file)"
+)
+# What OpenSSL says (lower case) -> what it means for someone connecting to Redis.
+_TLS_HINTS = (
+    ("certificate required", "the server asks for a client certificate (mutual TLS): "
+     + _CLIENT_CERT),
+    ("eof occurred in violation of protocol", "the server ended the TLS handshake, most "
+     "likely because it asks for a client certificate (mutual TLS) and got none it "
+     "accepts: " + _CLIENT_CERT),
+    ("unknown ca", "the server does not trust the client certificate: " + _CLIENT_CERT),
+    ("bad certificate", "the server refused the client certificate: " + _CLIENT_CERT),
+    ("certificate verify failed", "the server's certificate is not trusted: give ssl_ca_certs "
+     "(the CA file that signed it), or ssl_cert_reqs=none to skip the check (not recommended)"),
+    ("wrong version number", "the server does not speak TLS on this port: use redis:// or "
+     "the server's tls-port"),
+)  # fmt: skip
+_URL_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+def mask_urls_in(text: str) -> str:
+    """``text`` with every URL in it masked (error messages may quote one)."""
+    return _URL_TEXT.sub(lambda m: mask_url(m.group(0)), text)
+
+
+def explain(exc: BaseException) -> str:
+    """One line for a connection problem, safe to show: URLs masked, and TLS failures
+    said in Redis terms (OpenSSL's "EOF occurred in violation of protocol" is how a
+    server asking for a client certificate looks from the client)."""
+    message = mask_urls_in(" ".join(str(exc).split()) or type(exc).__name__)
+    given = deadline.expired()
+    if given is not None and isinstance(exc, redis.TimeoutError):
+        return (
+            f"{deadline.NOT_ANSWERING}: no reply within the {given:g} s "
+            f"(request_timeout) ({message})"
+        )
+    lowered = message.lower()
+    for needle, hint in _TLS_HINTS:
+        if needle in lowered:
+            return f"{hint} (TLS: {message[:200]})"
+    return message
 
 
 def is_cluster(client: Any) -> bool:

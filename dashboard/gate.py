@@ -11,10 +11,13 @@ wipe a server: KEYS, FLUSHALL, FLUSHDB, SHUTDOWN, DEBUG, MONITOR, ...).
 
 from __future__ import annotations
 
+import weakref
 from functools import cache
 from typing import Any
 
 from redis.exceptions import RedisError
+
+from dashboard import deadline
 
 # Reads the dashboard needs, as "COMMAND" or "COMMAND SUBCOMMAND".
 READ_COMMANDS = frozenset(
@@ -101,15 +104,36 @@ def check(args: tuple[Any, ...], allow_writes: bool) -> None:
 
 class _GatedPacker:
     """Wraps redis-py's command serializer: every command, single or pipelined, is
-    serialized by ``pack`` on its way to the socket, so this is the narrowest door."""
+    serialized by ``pack`` on its way to the socket, so this is the narrowest door.
 
-    def __init__(self, inner: Any, allow_writes: bool) -> None:
+    It is also where the request's deadline (:mod:`dashboard.deadline`) is enforced: a
+    command is refused once the deadline passed, and the socket's read timeout is
+    capped to the time left (then put back for the next command without one).
+    """
+
+    def __init__(self, inner: Any, allow_writes: bool, connection: Any = None) -> None:
         self._inner = inner
         self._allow_writes = allow_writes
+        self._connection = None if connection is None else weakref.ref(connection)
+        self._capped = False
 
     def pack(self, *args: Any) -> Any:
         check(args, self._allow_writes)
+        self._bound(args)
         return self._inner.pack(*args)
+
+    def _bound(self, args: tuple[Any, ...]) -> None:
+        left = deadline.remaining()
+        if left is None and not self._capped:
+            return  # the common case: no deadline, nothing to undo
+        if left is not None and left <= 0:
+            deadline.check(command_name(args).replace("|", " "))
+        connection = self._connection() if self._connection else None
+        sock = getattr(connection, "_sock", None)
+        if sock is None:
+            return
+        sock.settimeout(deadline.capped(connection.socket_timeout, left))
+        self._capped = left is not None
 
 
 @cache
@@ -118,12 +142,26 @@ def guarded(connection_class: type, allow_writes: bool) -> type:
 
     def _construct_command_packer(self: Any, packer: Any) -> Any:
         inner = super(cls, self)._construct_command_packer(packer)
-        return _GatedPacker(inner, allow_writes)
+        return _GatedPacker(inner, allow_writes, self)
+
+    def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """Connect within the request's deadline (the connect timeout capped to it)."""
+        left = deadline.remaining()
+        if left is None or getattr(self, "_sock", None) is not None:
+            return super(cls, self).connect(*args, **kwargs)
+        deadline.check("connecting")
+        saved = self.socket_connect_timeout
+        self.socket_connect_timeout = deadline.capped(saved, left)
+        try:
+            return super(cls, self).connect(*args, **kwargs)
+        finally:
+            self.socket_connect_timeout = saved
 
     mode = "ReadWrite" if allow_writes else "ReadOnly"
     attrs = {"_gated": True, "_allow_writes": allow_writes}  # nodes.pinned_client reads it
     cls = type(f"{mode}{connection_class.__name__}", (connection_class,), attrs)
     cls._construct_command_packer = _construct_command_packer
+    cls.connect = connect
     return cls
 
 

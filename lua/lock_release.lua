@@ -1,29 +1,36 @@
 -- Release a lock only while it still holds the caller's token, and record the hold time.
+-- Idempotent: the released token is remembered in the info hash, so a resend after a lost
+-- reply answers 1 again instead of "the lock is gone", and the hold is counted once.
 -- KEYS[1] lock:{<resource>} the lock (a string holding the holder's token)
 -- KEYS[2] lock:{<resource>}:info the per-lock info/stats hash
 -- ARGV[1] the token the caller acquired with
 -- ARGV[2] info hash TTL in ms
 -- returns 1 released, 0 the lock is gone (expired or deleted), -1 another holder has it
-local current = redis.call('GET', KEYS[1])
-if not current then
+local current = redis.pcall('GET', KEYS[1])
+if type(current) == 'table' then
+  return redis.error_reply('lock ' .. KEYS[1] .. ': ' .. current['err'])
+end
+local info = redis.pcall('HMGET', KEYS[2], 'holder', 'acquired_at_ms', 'released')
+local stats = not info['err']
+if current ~= ARGV[1] then
+  if current then
+    return -1
+  end
+  if stats and info[3] == ARGV[1] then
+    return 1
+  end
   return 0
 end
-if current ~= ARGV[1] then
-  return -1
-end
 redis.call('DEL', KEYS[1])
-if redis.call('TYPE', KEYS[2])['ok'] ~= 'hash' then
-  return 1
-end
-if redis.call('HGET', KEYS[2], 'holder') == ARGV[1] then
-  local at = tonumber(redis.call('HGET', KEYS[2], 'acquired_at_ms'))
+if stats and info[1] == ARGV[1] then
+  local at = tonumber(info[2])
   if at then
     local t = redis.call('TIME')
     local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     redis.call('HINCRBY', KEYS[2], 'hold_ms_total', math.max(0, now_ms - at))
     redis.call('HINCRBY', KEYS[2], 'releases', 1)
   end
-  redis.call('HDEL', KEYS[2], 'holder', 'acquired_at_ms')
+  redis.call('HSET', KEYS[2], 'holder', '', 'acquired_at_ms', '', 'released', ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return 1

@@ -1,7 +1,9 @@
 -- Sliding-window log rate limit on the server clock. One entry per unit of cost,
 -- scored by server time in microseconds; an entry counts while it is younger than
--- the window. Denied requests add nothing. One key per identity (its hash tag).
--- KEYS[1] the log (sorted set: member "<server us>:<nonce>:<i>", score = server time in us)
+-- the window. Denied requests leave nothing. One key per identity (its hash tag).
+-- Idempotent: members carry the request's nonce, so a resend after a lost reply finds
+-- its own first entry (ZADD NX adds nothing) and answers "allowed" again.
+-- KEYS[1] the log (sorted set: member "<nonce>:<i>", score = server time in us)
 -- ARGV[1] limit (units allowed within any window)
 -- ARGV[2] window in milliseconds
 -- ARGV[3] cost of this request (1..limit)
@@ -12,16 +14,22 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2]) * 1000
 local cost = tonumber(ARGV[3])
+local first = ARGV[4] .. ':1'
+local stamp = string.format('%.0f', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
-local count = redis.call('ZCARD', KEYS[1])
+if redis.call('ZADD', KEYS[1], 'NX', stamp, first) == 0 then
+  local mine = redis.call('ZSCORE', KEYS[1], first)
+  return {1, redis.call('ZCARD', KEYS[1]), tonumber(mine) + window - now, 0}
+end
+local count = redis.call('ZCARD', KEYS[1]) - 1
 if count + cost <= limit then
-  local stamp = string.format('%.0f', now)
-  for i = 1, cost do
-    redis.call('ZADD', KEYS[1], stamp, stamp .. ':' .. ARGV[4] .. ':' .. i)
+  for i = 2, cost do
+    redis.call('ZADD', KEYS[1], stamp, ARGV[4] .. ':' .. i)
   end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {1, count + cost, window, 0}
 end
+redis.call('ZREM', KEYS[1], first)
 -- Denied: the (count + cost - limit)-th oldest entry must leave before this cost fits;
 -- the newest one leaving empties the log.
 local kth = redis.call('ZRANGE', KEYS[1], count + cost - limit - 1, count + cost - limit - 1, 'WITHSCORES')

@@ -99,13 +99,18 @@ def make_app(redis_server):
     """Build a dashboard app against the suite's server (or any settings given)."""
     from dashboard.web import create_app
 
+    apps = []
+
     def make(**settings):
         settings.setdefault("url", redis_server.url)
         app = create_app(settings)
         app.config["TESTING"] = True
+        apps.append(app)
         return app
 
-    return make
+    yield make
+    for app in apps:  # stop each app's observer (its threads read Redis)
+        app.extensions["redis_dashboard"].close()
 
 
 @pytest.fixture

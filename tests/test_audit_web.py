@@ -3,6 +3,8 @@
 import re
 import time
 
+from observer_support import observer_of
+
 HOSTILE = b"cache:<img src=x onerror=alert(1)>"
 
 
@@ -55,9 +57,10 @@ def test_rerun_needs_csrf_and_refreshes_the_report(web, r):
 
 
 def test_markdown_export(web, r):
-    assert web.get("/audit.md").status_code == 404  # nothing has run yet
-    r.set("lock:{a}", "t")
-    web.get("/audit")
+    assert observer_of(web).keyspace.wait(30)
+    r.set("lock:{a}", "t")  # after the first scan: only a new scan sees it
+    assert "`lock-without-ttl`" not in web.get("/audit.md").get_data(as_text=True)
+    observer_of(web).rescan("test")
     _wait(web)
     reply = web.get("/audit.md")
     assert reply.status_code == 200 and reply.mimetype == "text/markdown"

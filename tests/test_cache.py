@@ -9,7 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from dashboard import gate
-from dashboard.patterns import cache as cache_mod
+from dashboard.patterns import cache_core as cache_mod
 from dashboard.patterns import codecs, keys, scripts
 from dashboard.patterns.cache import BYTES, MISS, Cache, CacheError, entry_info, read_stats
 
@@ -252,15 +252,21 @@ def test_write_through_unencodable_value_never_reaches_the_store(r):
     assert calls == []
 
 
+class BrokenScript:
+    """Stands in for the store script: the connection is lost every time."""
+
+    def __call__(self, *args, **kwargs):
+        raise RedisConnectionError("connection lost")
+
+    run = __call__
+
+
 def test_write_through_failing_cache_write_drops_the_key_and_raises(r, monkeypatch):
     c = make(r)
     c.set("p", "old")
     db = {}
 
-    def broken(*args, **kwargs):
-        raise RedisConnectionError("connection lost")
-
-    monkeypatch.setattr(cache_mod, "_STORE", broken)
+    monkeypatch.setattr(cache_mod, "_STORE", BrokenScript())
     with pytest.raises(RedisConnectionError):
         c.write_through("p", "new", lambda v: db.update(p=v))
     assert db == {"p": "new"}
@@ -271,14 +277,12 @@ def test_write_through_falls_back_to_del_when_tombstone_fails(r, monkeypatch):
     c = make(r)
     c.set("p", "old")
 
-    def broken(*args, **kwargs):
-        raise RedisConnectionError("connection lost")
-
     def no_tombstone(key):
         raise RedisError("OOM command not allowed")
+        yield  # a core step method
 
-    monkeypatch.setattr(cache_mod, "_STORE", broken)
-    monkeypatch.setattr(c, "delete", no_tombstone)
+    monkeypatch.setattr(cache_mod, "_STORE", BrokenScript())
+    monkeypatch.setattr(c, "_delete", no_tombstone)
     with pytest.raises(RedisConnectionError):
         c.write_through("p", "new", lambda v: None)
     assert not r.exists("cache:entry:p")

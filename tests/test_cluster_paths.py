@@ -7,6 +7,7 @@ import time
 
 import pytest
 import redis
+from observer_support import fresh_get
 from redis.cluster import RedisCluster
 
 from dashboard import gate
@@ -229,7 +230,7 @@ def test_streams_page_on_the_cluster(cluster, cluster_client, make_app):
     for i in range(5):
         cluster_client.xadd("{jobs}:in", {"n": i})
     web = make_app(url=cluster.url).test_client()
-    data = web.get("/streams.json").get_json()
+    data = fresh_get(web, "/streams.json").get_json()
     assert data["cluster"] is True and data["discovery"]["complete"]
     [stream] = data["streams"]
     assert stream["key"] == "{jobs}:in" and stream["length"] == 6
@@ -245,11 +246,11 @@ def test_rate_limits_and_locks_are_found_on_every_primary(cluster, cluster_clien
     Lock(cluster_client, "job:a", ttl=30).acquire()
     Lock(cluster_client, "job:b", ttl=30).acquire()
     web = make_app(url=cluster.url).test_client()
-    data = web.get("/ratelimits.json").get_json()
+    data = fresh_get(web, "/ratelimits.json").get_json()
     assert data["search"]["nodes"] == 3 and data["totals"]["identities"] == 20
     entries = [e for g in data["limiters"] for e in g["entries"]]
     assert {e["node"] for e in entries} == addresses(cluster.primaries())
-    locks = web.get("/locks.json").get_json()
+    locks = fresh_get(web, "/locks.json").get_json()
     assert sorted(e["resource"] for e in locks["locks"]) == ["job:a", "job:b"]
     for entry in locks["locks"]:
         assert entry["node"] == cluster_client.get_node_from_key(entry["key"]).name
@@ -281,7 +282,7 @@ def test_pubsub_channels_are_merged_over_every_node(cluster, make_app):
         web = make_app(url=cluster.url).test_client()
 
         def merged():
-            data = web.get("/pubsub.json").get_json()
+            data = fresh_get(web, "/pubsub.json").get_json()
             counts = {c["name"]: c["subscribers"] for c in data["channels"]}
             return data if counts == wanted else None
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import redis
 from redis.cluster import RedisCluster
@@ -79,26 +81,24 @@ def test_unix_socket_url(private_server, tmp_path):
 
 
 def test_tls_options_pass_through():
-    client = connect(
-        "rediss://h:6380/0?ssl_cert_reqs=none",
-        ConnectionOptions(ssl_ca_certs="/tmp/ca.pem"),
-    )
+    ca = str(Path(__file__).parent / "tls" / "ca.pem")
+    client = connect("rediss://h:6380/0?ssl_cert_reqs=none", ConnectionOptions(ssl_ca_certs=ca))
     kwargs = client.connection_pool.connection_kwargs
-    assert kwargs["ssl_ca_certs"] == "/tmp/ca.pem"
+    assert kwargs["ssl_ca_certs"] == ca
     assert kwargs["ssl_cert_reqs"] == "none"
 
 
 def test_cluster_url_builds_cluster_client(monkeypatch):
     seen = {}
 
-    def fake_init(self, startup_nodes=None, **kwargs):
-        seen["nodes"] = [(n.host, n.port) for n in startup_nodes]
+    def fake_init(self, startup_nodes=None, url=None, **kwargs):
+        seen["nodes"] = [url] + [(n.host, n.port) for n in startup_nodes]
         seen["kwargs"] = kwargs
 
     monkeypatch.setattr(RedisCluster, "__init__", fake_init)
     client = connect("redis+cluster://u:pw@n1:7000,n2:7001", ConnectionOptions(pool_size=4))
     assert is_cluster(client)
-    assert seen["nodes"] == [("n1", 7000), ("n2", 7001)]
+    assert seen["nodes"] == ["redis://n1:7000", ("n2", 7001)]
     assert seen["kwargs"]["password"] == "pw"
     assert seen["kwargs"]["username"] == "u"
     assert seen["kwargs"]["max_connections"] == 4

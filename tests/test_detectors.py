@@ -113,9 +113,19 @@ def test_claim_order_our_layer_first_then_user_then_generic(tmp_path):
     assert (ours.layout, ours.group, ours.subject, ours.limit) == ("dashboard", "api", "\\xffid", 5)
     lock = d.claim(LOCK, lock_key("job:1"))
     assert (lock.layout, lock.reader, lock.subject) == ("dashboard", "ours-lock", "job:1")
-    assert d.claim(LOCK, info_key("job:1")).key == lock_key("job:1").encode()  # stats -> lock
-    assert d.claim(LOCK, fence_key("job:1")) is None
+    # a name in our layout is a candidate; read as a string lock when Redis says not ours
+    assert [(c.key, c.reader, c.subject) for c in lock.fallback] == [
+        (b"lock:{job:1}", "string", "{job:1}")
+    ]
+    for companion in (info_key("job:1"), fence_key("job:1")):
+        found = d.claim(LOCK, companion)
+        assert found.key == lock_key("job:1").encode()  # the companion stands for the lock
+        assert [c.key for c in found.fallback] == [companion.encode()]
+    for odd in (b"lock:{shard1}sync", b"lock:{a}b}", b"lock:{}", b"lock:{\xff"):
+        generic = d.claim(LOCK, odd)  # hash-tagged but not our layout: shown, not hidden
+        assert (generic.reader, generic.key, generic.fallback) == ("string", odd, ())
     assert d.claim(LOCK, b"lock-signal:nightly") is None  # python-redis-lock wake-up list
+    assert "wake-up" in d.why_not(LOCK, b"lock-signal:nightly")
     generic = d.claim(LOCK, b"reports:lock")
     assert (generic.layout, generic.subject) == ("string lock", "reports")
     assert d.claim(LOCK, b"user:1") is None and d.claim(RATELIMIT, b"user:1") is None

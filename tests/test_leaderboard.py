@@ -1,4 +1,6 @@
 import datetime as dt
+import random
+import threading
 
 import pytest
 
@@ -179,3 +181,41 @@ def test_read_side_passes_the_read_only_gate(r, make_client):
     assert Leaderboard(ro, "game").around("a", 1)[0].member == "a"  # reads are reads
     with pytest.raises(gate.CommandRefused):
         Leaderboard(ro, "game").add("b", 1)
+
+
+def test_around_always_holds_the_member_at_its_rank_under_churn(r, make_client):
+    """Issue 10: rank and window are read at one instant, however busy the board is."""
+    board = Leaderboard(r, "churn")
+    members = [f"p{i:03d}" for i in range(60)]
+    board.client.zadd(board.key, {m: i for i, m in enumerate(members)})
+    stop = threading.Event()
+
+    def churn(seed):
+        client, rng = make_client(), random.Random(seed)
+        while not stop.is_set():
+            pipe = client.pipeline(transaction=False)
+            for _ in range(20):
+                pipe.zincrby(board.key, rng.randint(-30, 30), rng.choice(members))
+            pipe.execute()
+
+    writers = [threading.Thread(target=churn, args=(seed,)) for seed in range(3)]
+    for w in writers:
+        w.start()
+    try:
+        broken = []
+        for i in range(1500):
+            member = members[i % len(members)]
+            window = board.around(member, n=2)
+            mine = [e for e in window if e.member == member]
+            ranks = [e.rank for e in window]
+            if (
+                len(mine) != 1
+                or ranks != list(range(ranks[0], ranks[0] + len(ranks)))
+                or not (mine[0].rank - 2 <= ranks[0] and ranks[-1] <= mine[0].rank + 2)
+            ):
+                broken.append(window)
+    finally:
+        stop.set()
+        for w in writers:
+            w.join()
+    assert broken == []

@@ -8,6 +8,7 @@ import time
 import pytest
 import redis_lock
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond, storage, strategies
+from observer_support import fresh_get
 from redis.lock import Lock as RedisPyLock
 
 from dashboard.keyid import encode_key
@@ -22,7 +23,7 @@ def _entries(data):
 
 
 def _entry(web, identity, limiter=None, path="/ratelimits.json"):
-    data = web.get(path).get_json()
+    data = fresh_get(web, path).get_json()
     found = [
         e for e in _entries(data) if e["identity"] == identity and limiter in (None, e["limiter"])
     ]
@@ -31,7 +32,7 @@ def _entry(web, identity, limiter=None, path="/ratelimits.json"):
 
 
 def _lock(web, resource):
-    data = web.get("/locks.json").get_json()
+    data = fresh_get(web, "/locks.json").get_json()
     return next((e for e in data["locks"] if e["resource"] == resource), None)
 
 
@@ -71,7 +72,9 @@ def test_background_hits_move_used_and_blocked_flips_at_the_limit(web, r, make_c
         assert entry["blocked"] is (not peek.allowed) is (step >= 5)
         assert decisions[-1].allowed is (step <= 5)
         seen.append(entry["blocked"])
-        fragment = web.get("/ratelimits", headers={"HX-Request": "true"}).get_data(as_text=True)
+        fragment = fresh_get(web, "/ratelimits", headers={"HX-Request": "true"}).get_data(
+            as_text=True
+        )
         row = re.search(r'data-limiter="api".*?data-identity="alice".*?</tr>', fragment, re.S)[0]
         assert f'<span class="used">{min(step, 5)}</span>' in row
         assert ("badge bad" in row) is (step >= 5)
@@ -132,13 +135,13 @@ def test_groups_and_top_consumers(web, r):
             small.hit(who)
     for _ in range(10):
         big.hit("c")
-    data = web.get("/ratelimits.json").get_json()
+    data = fresh_get(web, "/ratelimits.json").get_json()
     assert data["totals"] == {"limiters": 2, "identities": 3, "blocked": 1}
     assert [g["limiter"] for g in data["limiters"]] == ["login", "api"]  # blocked first
     assert [e["identity"] for e in data["limiters"][0]["entries"]] == ["a", "b"]
     top = [(e["limiter"], e["identity"]) for e in data["top_consumers"]]
     assert top == [("login", "a"), ("login", "b"), ("api", "c")]  # by share of the limit
-    only = web.get("/ratelimits.json?q=LOG").get_json()
+    only = fresh_get(web, "/ratelimits.json?q=LOG").get_json()
     assert only["totals"]["identities"] == 2 and only["q"] == "LOG"
 
 
@@ -153,7 +156,7 @@ def test_limits_library_fixed_moving_and_sliding_windows(web, redis_url):
     for name, strategy in kinds.items():
         for _ in range(3):
             assert strategy.hit(items[name], "10.0.0.7", "index")
-    data = web.get("/ratelimits.json").get_json()
+    data = fresh_get(web, "/ratelimits.json").get_json()
     by_algo = {e["algorithm"]: e for e in _entries(data)}
     assert set(by_algo) == set(kinds)
     for name, strategy in kinds.items():
@@ -167,7 +170,7 @@ def test_limits_library_fixed_moving_and_sliding_windows(web, redis_url):
         while strategy.hit(items[name], "10.0.0.7", "index"):
             pass
         assert not strategy.test(items[name], "10.0.0.7", "index")
-    data = web.get("/ratelimits.json").get_json()
+    data = fresh_get(web, "/ratelimits.json").get_json()
     for entry in _entries(data):
         assert entry["blocked"] and entry["remaining"] == 0 and entry["retry_in_ms"] > 0
         assert entry["used"] >= 5  # limits' fixed window also counts refused hits
@@ -251,34 +254,34 @@ def test_a_broken_detectors_file_is_shown_not_fatal(make_app, r, tmp_path):
     spec.write_text("[[pattern]]\nname = 1\n")
     RateLimiter(r, "api", 5, 60, algorithm="fixed").hit("x")
     web = make_app(detectors_file=str(spec)).test_client()
-    data = web.get("/ratelimits.json").get_json()
+    data = fresh_get(web, "/ratelimits.json").get_json()
     assert data["totals"]["identities"] == 1
     assert any("detectors.toml" in e and "name" in e for e in data["errors"])
-    assert "detectors.toml" in web.get("/ratelimits").get_data(as_text=True)
+    assert "detectors.toml" in fresh_get(web, "/ratelimits").get_data(as_text=True)
 
 
 def test_hostile_identity_is_escaped(web, r):
     RateLimiter(r, "api", 5, 60, algorithm="fixed").hit(HTML_ID)
     RateLimiter(r, "api", 5, 60, algorithm="fixed").hit(b"\xff\xfe")
-    html = web.get("/ratelimits").get_data(as_text=True)
+    html = fresh_get(web, "/ratelimits").get_data(as_text=True)
     assert "<img" not in html and "&lt;img src=x" in html
     assert _entry(web, "\\xff\\xfe")["used"] == 1
 
 
 # -- polling ---------------------------------------------------------------------------------
 def test_polling_runs_only_while_there_is_something_to_show(web, r):
-    fragment = web.get("/ratelimits", headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = fresh_get(web, "/ratelimits", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert fragment.lstrip().startswith("{#") or 'id="ratelimits-live"' in fragment
     assert "every 1s" not in fragment and "data-live" not in fragment
     assert 'id="ratelimits-recheck"' in fragment and "<html" not in fragment
     RateLimiter(r, "api", 5, 60, algorithm="fixed").hit("x")
-    fragment = web.get("/ratelimits", headers={"HX-Request": "true"}).get_data(as_text=True)
+    fragment = fresh_get(web, "/ratelimits", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'hx-trigger="every 1s, live-resume" data-live' in fragment
-    assert web.get("/ratelimits.json").get_json()["live"] is True
-    locks = web.get("/locks", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert fresh_get(web, "/ratelimits.json").get_json()["live"] is True
+    locks = fresh_get(web, "/locks", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "every 1s" not in locks and 'id="locks-recheck"' in locks
     Lock(r, "job", ttl=30).acquire()
-    locks = web.get("/locks", headers={"HX-Request": "true"}).get_data(as_text=True)
+    locks = fresh_get(web, "/locks", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert 'hx-trigger="every 1s, live-resume" data-live' in locks
 
 
@@ -289,16 +292,16 @@ def test_search_is_bounded_and_says_so(make_app, r):
     for i in range(400):
         r.set(f"noise:{i}", 1)
     capped = make_app(live_max_keys=10).test_client()
-    data = capped.get("/ratelimits.json").get_json()
+    data = fresh_get(capped, "/ratelimits.json").get_json()
     assert data["totals"]["identities"] == 10 and data["search"]["capped"]
     assert "live_max_keys" in data["search"]["cap_reason"]
-    assert "Partial:" in capped.get("/ratelimits").get_data(as_text=True)
+    assert "Partial:" in fresh_get(capped, "/ratelimits").get_data(as_text=True)
     slow = make_app(scan_count=10, live_scan_keys=20).test_client()
-    first = slow.get("/ratelimits.json").get_json()["search"]
+    first = fresh_get(slow, "/ratelimits.json").get_json()["search"]
     assert not first["complete"] and first["scan_calls"] == 2
     assert "live_scan_keys" in first["cap_reason"]
     for _ in range(200):  # each refresh goes on where the last stopped
-        data = slow.get("/ratelimits.json").get_json()
+        data = fresh_get(slow, "/ratelimits.json").get_json()
         if data["search"]["complete"]:
             break
     assert data["search"]["complete"] and data["totals"]["identities"] == 40
@@ -319,7 +322,7 @@ def test_lock_appears_counts_down_extends_and_disappears(web, r):
     lock.extend(30)
     assert _lock(web, "invoice:7")["ttl_remaining_ms"] > 20_000
     lock.release()
-    data = web.get("/locks.json").get_json()
+    data = fresh_get(web, "/locks.json").get_json()
     assert _lock(web, "invoice:7") is None and data["totals"]["held"] == 0
     assert [e["resource"] for e in data["recent"]] == ["invoice:7"]
     assert data["recent"][0]["releases"] == 1 and data["recent"][0]["extends"] == 1
@@ -329,14 +332,15 @@ def test_locks_without_ttl_are_flagged(web, r):
     r.set(lock_key("orphan"), "token-without-ttl")  # SET without PX: held forever
     RedisPyLock(r, "locks:nightly", timeout=None).acquire()
     RedisPyLock(r, "locks:hourly", timeout=60).acquire()
-    data = web.get("/locks.json").get_json()
+    data = fresh_get(web, "/locks.json").get_json()
     flagged = {e["resource"]: e for e in data["locks"] if e["held_forever"]}
-    assert set(flagged) == {"orphan", "nightly"} and data["totals"]["held_forever"] == 2
+    assert set(flagged) == {"{orphan}", "nightly"} and data["totals"]["held_forever"] == 2
+    assert flagged["{orphan}"]["layout"] == "string lock"  # our name, not our layer's writes
     assert all(
         e["flags"] == ["held forever"] and e["ttl_remaining_ms"] == -1 for e in flagged.values()
     )
     assert [e["resource"] for e in data["locks"]][-1] == "hourly"  # flagged ones first
-    html = web.get("/locks").get_data(as_text=True)
+    html = fresh_get(web, "/locks").get_data(as_text=True)
     assert html.count("held forever</span>") == 2
 
 
@@ -355,7 +359,7 @@ def test_contention_counters_and_unusually_long_hold(web, r):
     assert entry["attempts"] >= 6 and entry["failures"] >= 2 and entry["waits"] == 1
     assert entry["unusually_long"] and entry["flags"] == ["unusually long"]
     assert entry["fence"] == 4 and entry["releases"] == 3
-    assert web.get("/locks.json").get_json()["totals"]["contended"] == 1
+    assert fresh_get(web, "/locks.json").get_json()["totals"]["contended"] == 1
 
 
 def test_foreign_lock_libraries(web, r):
@@ -365,7 +369,7 @@ def test_foreign_lock_libraries(web, r):
     assert mutex.acquire()
     nightly = redis_lock.Lock(r, "nightly", expire=60)
     assert nightly.acquire()
-    data = web.get("/locks.json").get_json()
+    data = fresh_get(web, "/locks.json").get_json()
     by_resource = {e["resource"]: e for e in data["locks"]}
     assert by_resource["report"]["layout"] == "redis-py"
     assert by_resource["report"]["holder"] == report.local.token.decode()[:8] + "…"
@@ -378,7 +382,7 @@ def test_foreign_lock_libraries(web, r):
     assert by_resource["report"]["age_ms"] is None and by_resource["report"]["seen_ms"] >= 0
     nightly.release()  # leaves a lock-signal list behind for a moment: not a lock
     report.release()
-    remaining = [e["resource"] for e in web.get("/locks.json").get_json()["locks"]]
+    remaining = [e["resource"] for e in fresh_get(web, "/locks.json").get_json()["locks"]]
     assert remaining == ["jobs"]
 
 
@@ -407,14 +411,14 @@ def test_read_only_refuses_actions_and_sends_no_write(web, r):
         assert as_json.status_code == 403 and "read-only" in as_json.get_json()["message"]
     assert _write_calls(r) == before
     assert lock.owned() and not limiter.peek("x").allowed
-    html = web.get("/locks").get_data(as_text=True)
+    html = fresh_get(web, "/locks").get_data(as_text=True)
     assert "Release…" not in html and "needs <code>--allow-writes</code>" in html
 
 
 def test_actions_need_the_csrf_token(make_app, r):
     web = make_app(allow_writes=True).test_client()
     Lock(r, "a", ttl=30).acquire()
-    web.get("/locks")
+    fresh_get(web, "/locks")
     answer = web.post("/locks/release", data={"k": encode_key(lock_key("a").encode())})
     assert answer.status_code == 400 and r.exists(lock_key("a"))
 
@@ -425,7 +429,7 @@ def test_force_release_after_confirmation(make_app, r):
     lock.acquire()
     token = _csrf(web)
     k = encode_key(lock_key("invoice").encode())
-    assert "Release…" in web.get("/locks").get_data(as_text=True)
+    assert "Release…" in fresh_get(web, "/locks").get_data(as_text=True)
     step1 = web.post("/locks/release", data={"csrf_token": token, "k": k})
     html = step1.get_data(as_text=True)
     assert step1.status_code == 200 and lock.token[:8] in html
@@ -436,7 +440,7 @@ def test_force_release_after_confirmation(make_app, r):
         as_text=True
     )
     assert not r.exists(lock_key("invoice"))
-    stats = web.get("/locks.json").get_json()["recent"][0]
+    stats = fresh_get(web, "/locks.json").get_json()["recent"][0]
     assert stats["resource"] == "invoice" and stats["releases"] == 1
 
 

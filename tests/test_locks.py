@@ -67,12 +67,14 @@ def test_acquire_release_and_key_layout(r):
     assert info["holder"] == lock.token and info["fence"] == "1" and info["ttl_ms"] == "10000"
     assert info["attempts"] == "1" and "failures" not in info
     assert lock.owned() and lock.locked()
+    token = lock.token
     lock.release()
     assert not r.exists("lock:{orders:42}")
     assert not lock.owned() and not lock.locked()
     info = _info(r, "orders:42")
     assert info["releases"] == "1" and int(info["hold_ms_total"]) >= 0
-    assert "holder" not in info and "acquired_at_ms" not in info
+    assert info["holder"] == info["acquired_at_ms"] == ""  # cleared: nobody holds it
+    assert info["released"] == token
 
 
 def test_try_acquire_fails_while_held_and_counts_the_failure(r):

@@ -228,3 +228,41 @@ def test_channels_state_is_read_only_and_counts(private_server):
     extra.close()
     writer.close()
     reader.close()
+
+
+def _until(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_factory_is_called_on_every_reconnect_even_when_the_old_address_answers(
+    private_server,
+):
+    """Issue 10: a failover moves the primary while the old address still answers.
+
+    The factory says where the primary is. After the connection drops, the subscriber
+    must ask it again (and follow it to the new server), not let redis-py quietly
+    reconnect and resubscribe to the old one.
+    """
+    old, new = private_server(), private_server()
+    # default clients: redis-py's retry is on, as in any application
+    clients = [redis.Redis(port=old.port), redis.Redis(port=new.port)]
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return clients[min(len(calls), 2) - 1]
+
+    inbox, handler = _collector()
+    with Subscriber(factory, channels=["t:failover"], handler=handler, backoff_base=0.01) as sub:
+        assert sub.wait_subscribed(5)
+        clients[0].client_kill_filter(_type="pubsub")  # the old primary still answers
+        assert _until(lambda: len(calls) >= 2 and sub.subscribed)
+        assert _until(lambda: publish(clients[1], "t:failover", "on the new primary") == 1)
+        assert _next(inbox).data == "on the new primary"
+        assert clients[0].pubsub_numsub("t:failover") == [(b"t:failover", 0)]
+        assert sub.stats()["connects"] == 2
+    for client in clients:
+        client.close()

@@ -343,7 +343,8 @@ def test_refused_memory_usage_leaves_bytes_unknown(private_server, path):
     snap = scan_keyspace(limited, ScanOptions(path=path))
     tree = snap["result"]["tree"]
     assert snap["state"] == "done" and tree["keys"] == 10
-    assert tree["unsized_keys"] == 10 and tree["bytes"] == 0
+    assert tree["unsized_keys"] == 10 and tree["bytes"] is None  # unknown, not 0
+    assert tree["bytes_unavailable"]
     assert node(tree, "queue:jobs")["top_count"]["list"][0]["count"] == 5
 
 
@@ -416,6 +417,38 @@ def test_adapt_sizes_to_measured_cost():
     assert scanner.count == 150
     scanner._adapt(None, 100)  # nothing measured: unchanged
     assert scanner.count == 150
+
+
+def test_rollups_merged_per_shard_equal_one_rollup_of_everything():
+    """The scan keeps one rollup per shard and merges them: nothing may depend on the
+    split (counters, top-N, TTLs, known layouts and their owners)."""
+    import random
+
+    facts = []
+    for i in range(3000):
+        kind = ("string", "hash", "list", "set", "zset")[i % 5]
+        ttl = -1 if i % 3 else 1000 * (i % 97 + 1)
+        facts.append((f"app:{i % 7}:item:{i}".encode(), kind, ttl, 50 + i % 300, i % 40))
+    facts += [(f"rq:job:{i:04x}".encode(), "hash", -1, 200, 9) for i in range(40)]
+    facts += [(b"rq:queues", "set", -1, 90, 2), (b"rq:queue:default", "list", -1, 120, 40)]
+    facts += [(f"root{i}".encode(), "string", -1, 60, 3) for i in range(30)]
+    one = Rollup(b":", 3, 5, 10_000)
+    one.add_batch(facts)
+    random.Random(7).shuffle(facts)
+    shards = [Rollup(b":", 3, 5, 10_000) for _ in range(3)]
+    for n, start in enumerate(range(0, len(facts), 97)):
+        shards[n % 3].add_batch(facts[start : start + 97])
+    merged = Rollup(b":", 3, 5, 10_000)
+    for shard in shards:
+        merged.merge(shard)
+    got, want = merged.to_json(), one.to_json()
+    examples = [
+        layout.pop("examples") for layout in (*got["known_layouts"], *want["known_layouts"])
+    ]
+    assert got == want  # the examples depend on the order keys were seen, in any rollup
+    assert got["known_layouts"][0]["library"] == "rq"
+    rq_without_ttl = {f[0].decode() for f in facts if f[0].startswith(b"rq:") and f[2] == -1}
+    assert len(examples[0]) == len(examples[1]) and set(examples[0]) <= rq_without_ttl
 
 
 def test_options_from_settings_and_validation():

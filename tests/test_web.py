@@ -1,9 +1,9 @@
 """The dashboard shell: pages, JSON twins, errors, security (Flask test client)."""
 
 import re
-import time
 
 import pytest
+from observer_support import wait_scan
 
 from dashboard.keyid import encode_key
 
@@ -12,13 +12,9 @@ BAD_UTF8 = b"bin:\xff\xfe:x"
 
 
 def _wait_scan(web, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data = web.get("/keyspace.json").get_json()
-        if data["scan"]["state"] == "done":
-            return data
-        time.sleep(0.05)
-    raise AssertionError("scan did not finish")
+    data = wait_scan(web, timeout)
+    assert data["scan"]["state"] == "done", data["cycle"]
+    return data
 
 
 def _plant(r):
@@ -34,8 +30,10 @@ def test_healthz(web):
     assert web.get("/healthz").get_json() == {"status": "ok", "redis": "ok"}
 
 
-def test_root_redirects_to_overview(web):
-    assert web.get("/").headers["Location"].endswith("/overview")
+def test_root_is_the_overview(web):
+    root = web.get("/")
+    assert root.status_code == 200 and "<h1>Server overview</h1>" in root.get_data(as_text=True)
+    assert set(web.get("/index.json").get_json()) == set(web.get("/overview.json").get_json())
 
 
 @pytest.mark.parametrize("path", ["/overview", "/keyspace"])

@@ -22,7 +22,7 @@ from typing import Any
 
 from dashboard import __version__
 from dashboard.config import Settings
-from dashboard.connection import mask_url
+from dashboard.connection import check_url, mask_url
 from dashboard.demo.simulator import Knobs
 from dashboard.demo.target import DemoTarget
 from dashboard.embedded import EmbeddedRedis, RedisServerNotFound, free_port
@@ -58,6 +58,7 @@ def start_backend(
 ) -> Backend:
     """The demo's Redis: external (``url``), else redis-server, else fakeredis."""
     if url:
+        check_url(url)
         if not allow_writes:
             raise DemoError(
                 f"--url {mask_url(url)}: the demo writes demo data there (keys under demo:, "
@@ -68,14 +69,15 @@ def start_backend(
     try:
         server = EmbeddedRedis(binary, extra_args=EMBEDDED_ARGS).start()
     except RedisServerNotFound:
-        return _fake_backend("redis-server is not on PATH")
+        return fake_backend("redis-server is not on PATH")
     except (OSError, RuntimeError) as exc:
-        return _fake_backend(f"redis-server did not start ({exc})")
+        return fake_backend(f"redis-server did not start ({exc})")
     pid = server.process.pid if server.process else None
     return Backend(DemoTarget(server.url, "redis-server", writes=True, pid=pid), [server.stop])
 
 
-def _fake_backend(why: str) -> Backend:
+def fake_backend(why: str) -> Backend:
+    """fakeredis served over TCP from this process (the stand-in for a missing redis-server)."""
     from fakeredis import TcpFakeServer
 
     port = free_port()
@@ -105,7 +107,7 @@ def demo_app(settings: Settings, target: DemoTarget, knobs: Knobs | None, traffi
     app.config["DEMO_TARGET"] = target
     app.config["DEMO_KNOBS"] = knobs
     if target.kind == "fakeredis":
-        app.jinja_env.globals["redis_url"] = f"fakeredis (stand-in) {mask_url(target.url)}"
+        app.extensions["redis_dashboard"].label = f"fakeredis (stand-in) {mask_url(target.url)}"
     with app.app_context():
         playground = service()
         if traffic:

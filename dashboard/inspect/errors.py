@@ -15,11 +15,11 @@ from typing import Any
 import redis
 from redis.exceptions import NoPermissionError, RedisClusterException, RedisError
 
-from dashboard.connection import mask_url
+from dashboard.connection import explain, mask_urls_in
+from dashboard.deadline import NOT_ANSWERING
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 ERRORS = (RedisError, RedisClusterException, OSError)
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
 class RedisUnavailable(RuntimeError):
@@ -37,9 +37,9 @@ def available(data: Any) -> dict[str, Any]:
 
 def describe_error(what: str, exc: BaseException) -> str:
     """One human line for a failed command, with any URL masked."""
-    message = _URL.sub(lambda m: mask_url(m.group(0)), str(exc)).strip() or type(exc).__name__
+    message = mask_urls_in(str(exc)).strip() or type(exc).__name__
     if isinstance(exc, NoPermissionError) or message.upper().startswith("NOPERM"):
-        return f"{what} refused by ACL (NOPERM)"
+        return _acl_refusal(what, message)
     lowered = message.lower()
     if "unknown command" in lowered or "unknown subcommand" in lowered:
         return f"{what} is not supported by this server (unknown command)"
@@ -48,13 +48,38 @@ def describe_error(what: str, exc: BaseException) -> str:
     if isinstance(exc, redis.BusyLoadingError):
         return f"{what} failed: the server is loading its dataset"
     if isinstance(exc, CONNECTION_ERRORS):
-        return f"{what} failed: server unreachable ({message})"
+        said = explain(exc)
+        if said.startswith(NOT_ANSWERING):
+            return f"{what} failed: {said}"
+        return f"{what} failed: server unreachable ({said})"
     return f"{what} failed: {message}"
+
+
+_REFUSED_COMMAND = re.compile(r"permissions to run the '([^']+)' command", re.IGNORECASE)
+_REFUSED_TARGET = re.compile(r"permissions to access (?:one of )?(?:the |a )?(key|channel)", re.I)
+
+
+def _acl_refusal(what: str, message: str) -> str:
+    """Name what the ACL refused: a page that reads with several commands (XINFO, then
+    TIME) must not blame the one the user is allowed to run."""
+    command = _REFUSED_COMMAND.search(message)
+    if command:
+        refused = command.group(1).replace("|", " ").upper()
+        if what.upper().startswith(refused):  # "INFO memory" refused as "info"
+            return f"{what} refused by ACL (NOPERM)"
+        allow = command.group(1).lower()
+        return f"{refused} refused by ACL (NOPERM) while reading {what}; allow it with +{allow}"
+    target = _REFUSED_TARGET.search(message)
+    if target:
+        return f"{what} refused by ACL (NOPERM): no permission for this {target.group(1).lower()}"
+    return f"{what} refused by ACL (NOPERM)"
 
 
 def unreachable(exc: BaseException) -> RedisUnavailable:
     """The error for a server that cannot be reached at all (message safe to show)."""
     reason = describe_error("connection", exc).removeprefix("connection failed: ")
+    if reason.startswith(NOT_ANSWERING):
+        return RedisUnavailable(reason)
     return RedisUnavailable(f"Redis is unavailable: {reason}")
 
 

@@ -19,7 +19,6 @@ each tag had when the loader started. The write id sits at a fixed offset so
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 
 from dashboard.keyid import display_key, escape_bytes
 from dashboard.patterns import keys
+from dashboard.patterns.runtime import Batch, Steps, cmd, run
 
 MAGIC = b"rdc1 "
 WRITE_ID_HEX = 16
@@ -208,36 +208,33 @@ def tag_versions(client: Any, prefix: str | bytes, tags: list[str]) -> list[str 
 
     A pipeline rather than MGET: tag keys live on any cluster slot.
     """
-    pipe = client.pipeline(transaction=False)
-    for t in tags:
-        pipe.get(tag_key(prefix, t))
-    return [None if v is None else v.decode("ascii", "replace") for v in pipe.execute()]
+    return run(tag_versions_steps(prefix, tags), client)
+
+
+def tag_versions_steps(prefix: str | bytes, tags: list[str]) -> Steps:
+    """:func:`tag_versions` as core steps."""
+    replies = yield Batch([cmd("get", tag_key(prefix, t)) for t in tags])
+    return [None if v is None else v.decode("ascii", "replace") for v in replies]
 
 
 class Counters:
     """Per-instance counters in process memory, flushed now and then to ``<prefix>:stats``.
 
-    Flushing adds deltas with HINCRBY (one pipeline, no read-modify-write), so
-    every process sharing the prefix adds up; the hash expires a day after the
-    last flush so a retired prefix does not linger.
+    No I/O here: :meth:`add` says when a flush is due and :meth:`flush_batch` gives
+    the commands. Flushing adds deltas with HINCRBY (one pipeline, no
+    read-modify-write), so every process sharing the prefix adds up; the hash
+    expires a day after the last flush so a retired prefix does not linger.
     """
 
-    def __init__(
-        self, client: Any, prefix: str, interval: float | None, clock: Callable[[], float]
-    ) -> None:
-        self.client, self.key, self.interval, self.clock = (
-            client,
-            stats_key(prefix),
-            interval,
-            clock,
-        )
+    def __init__(self, prefix: str, interval: float | None, clock: Callable[[], float]) -> None:
+        self.key, self.interval, self.clock = stats_key(prefix), interval, clock
         self._totals = dict.fromkeys(COUNTERS, 0)
         self._pending = dict.fromkeys(COUNTERS, 0)
         self._lock = threading.Lock()
         self._last_flush = clock()
 
-    def add(self, name: str) -> None:
-        """Count one event; flush (best effort) when ``interval`` seconds have passed."""
+    def add(self, name: str) -> bool:
+        """Count one event; True when ``interval`` seconds have passed (flush now)."""
         with self._lock:
             self._totals[name] += 1
             self._pending[name] += 1
@@ -245,33 +242,30 @@ class Counters:
             due = self.interval is not None and now - self._last_flush >= self.interval
             if due:
                 self._last_flush = now
-        if due:
-            with contextlib.suppress(RedisError):  # stats must never fail a cache call
-                self.flush()
+        return due
 
     def snapshot(self) -> dict[str, int]:
         """The totals since this instance was created."""
         with self._lock:
             return dict(self._totals)
 
-    def flush(self) -> None:
-        """Add the counts since the last flush to the shared hash (kept on failure)."""
+    def flush_steps(self, quiet: bool) -> Steps:
+        """Add the counts since the last flush to the shared hash (kept on failure;
+        ``quiet``: a failure is swallowed, stats must never fail a cache call)."""
         with self._lock:
             pending = {k: v for k, v in self._pending.items() if v}
             self._pending = dict.fromkeys(COUNTERS, 0)
         if not pending:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for name, n in pending.items():
-            pipe.hincrby(self.key, name, n)
-        pipe.pexpire(self.key, STATS_TTL_MS)
+        ops = [cmd("hincrby", self.key, name, n) for name, n in pending.items()]
         try:
-            pipe.execute()
+            yield Batch([*ops, cmd("pexpire", self.key, STATS_TTL_MS)])
         except RedisError:
             with self._lock:
                 for name, n in pending.items():
                     self._pending[name] += n
-            raise
+            if not quiet:
+                raise
 
 
 # -- read side (dashboard): read-only commands only --------------------------------------

@@ -17,11 +17,13 @@ one cluster slot and PFCOUNT/PFMERGE over several of them work in Redis Cluster
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from dashboard.patterns.keys import KeyPart, key, tag
+from dashboard.patterns.runtime import Batch, Steps, blocking, cmd
 
 PREFIX = "hll"
 STANDARD_ERROR = 0.0081  # 1.04 / sqrt(16384 registers)
@@ -36,8 +38,10 @@ def daily_periods(last_day: dt.date, days: int) -> list[str]:
     return [(last_day - dt.timedelta(days=i)).isoformat() for i in reversed(range(days))]
 
 
-class UniqueCounter:
+class UniqueCounterCore:
     """Approximate distinct counts per period, mergeable into longer periods."""
+
+    default_sleep: Callable[[float], Any] = staticmethod(time.sleep)
 
     def __init__(
         self, client: Any, name: KeyPart, ttl: float | None = None, prefix: KeyPart = PREFIX
@@ -49,13 +53,14 @@ class UniqueCounter:
         self.prefix = prefix
         self.ttl_ms = int(ttl * 1000) if ttl else None
         self._tagged = tag(name)  # refuses names with braces: they would break the slot
+        self.sleep = self.default_sleep
 
     def key(self, period: KeyPart | None = None) -> str | bytes:
         if period is None:
             return key(self.prefix, self._tagged)
         return key(self.prefix, self._tagged, period)
 
-    def add(self, *items: Any, period: KeyPart | None = None) -> bool:
+    def _add(self, *items: Any, period: KeyPart | None = None) -> Steps:
         """Count ``items``; True if the estimate may have changed (a register moved).
 
         With a TTL, the first write of a key sets it (PEXPIRE NX in the same
@@ -66,21 +71,22 @@ class UniqueCounter:
             raise ValueError(f"add() needs at least one item for {self.key(period)!r}")
         name = self.key(period)
         if self.ttl_ms is None:
-            return bool(self.client.pfadd(name, *items))
-        pipe = self.client.pipeline(transaction=True)
-        pipe.pfadd(name, *items)
-        pipe.pexpire(name, self.ttl_ms, nx=True)
-        return bool(pipe.execute()[0])
+            return bool((yield cmd("pfadd", name, *items)))
+        ttl = cmd("pexpire", name, self.ttl_ms, nx=True)
+        replies = yield Batch([cmd("pfadd", name, *items), ttl], transaction=True)
+        return bool(replies[0])
 
-    def count(self, period: KeyPart | None = None) -> int:
+    def _count(self, period: KeyPart | None = None) -> Steps:
         """Estimated distinct items in one key (0 for a key that does not exist)."""
-        return self.client.pfcount(self.key(period))
+        return (yield cmd("pfcount", self.key(period)))
 
-    def count_union(self, periods: Iterable[KeyPart | None]) -> int:
+    def _count_union(self, periods: Iterable[KeyPart | None]) -> Steps:
         """Estimated distinct items across periods, without writing anything."""
-        return self.client.pfcount(*self._keys(periods))
+        return (yield cmd("pfcount", *self._keys(periods)))
 
-    def merge(self, into: KeyPart, periods: Iterable[KeyPart | None], replace: bool = True) -> int:
+    def _merge(
+        self, into: KeyPart, periods: Iterable[KeyPart | None], replace: bool = True
+    ) -> Steps:
         """Store the union of ``periods`` in period ``into``; returns its estimate.
 
         PFMERGE also folds in what the destination already holds, so by default the
@@ -89,20 +95,27 @@ class UniqueCounter:
         """
         sources = self._keys(periods)
         dest = self.key(into)
-        pipe = self.client.pipeline(transaction=True)
-        if replace:
-            pipe.delete(dest)
-        pipe.pfmerge(dest, *sources)
+        ops = [cmd("delete", dest)] if replace else []
+        ops.append(cmd("pfmerge", dest, *sources))
         if self.ttl_ms is not None:
-            pipe.pexpire(dest, self.ttl_ms, nx=not replace)
-        pipe.pfcount(dest)
-        return pipe.execute()[-1]
+            ops.append(cmd("pexpire", dest, self.ttl_ms, nx=not replace))
+        ops.append(cmd("pfcount", dest))
+        return (yield Batch(ops, transaction=True))[-1]
 
     def _keys(self, periods: Iterable[KeyPart | None]) -> list[str | bytes]:
         names = [self.key(p) for p in periods]
         if not names:
             raise ValueError(f"no periods given for counter {self.key()!r}")
         return names
+
+
+class UniqueCounter(UniqueCounterCore):
+    """Unique counts, blocking calls (the asyncio twin: ``aio.AsyncUniqueCounter``)."""
+
+    add = blocking(UniqueCounterCore._add)
+    count = blocking(UniqueCounterCore._count)
+    count_union = blocking(UniqueCounterCore._count_union)
+    merge = blocking(UniqueCounterCore._merge)
 
 
 # --- read side (TYPE, STRLEN, GETRANGE, PFCOUNT: all read-only) ----------------------------

@@ -23,12 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from dashboard.patterns.keys import KeyPart, key
+from dashboard.patterns.runtime import Batch, Script, Steps, blocking, cmd
+from dashboard.patterns.scripts import load
 
 PREFIX = "leaderboard"
 MAX_READ = 1000  # the most entries one read returns: keeps every ZREVRANGE bounded
+_AROUND = load("leaderboard_around")
 
 Member = str | bytes
 
@@ -60,8 +63,10 @@ def _bounded(n: int, what: str) -> int:
     return n
 
 
-class Leaderboard:
+class LeaderboardCore:
     """One board; ``period`` and ``ttl`` (seconds) make a self-expiring periodic board."""
+
+    default_sleep: Callable[[float], Any] = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -76,6 +81,7 @@ class Leaderboard:
         self.client = client
         self.key = key(prefix, name) if period is None else key(prefix, name, period)
         self.ttl_ms = int(ttl * 1000) if ttl else None
+        self.sleep = self.default_sleep
 
     @classmethod
     def daily(
@@ -84,92 +90,106 @@ class Leaderboard:
         name: KeyPart,
         keep_days: float = 7,
         clock: Callable[[], float] = time.time,
-    ) -> Leaderboard:
+    ) -> Any:
         """Today's board (UTC date as period), kept ``keep_days`` after its first write."""
         period = time.strftime("%Y-%m-%d", time.gmtime(clock()))
         return cls(client, name, period=period, ttl=(1 + keep_days) * 86400)
 
-    def _write(self, command: str, *args: Any, **kwargs: Any) -> Any:
+    def _write(self, command: str, *args: Any, **kwargs: Any) -> Steps:
         """Run one write; a periodic board gets its TTL in the same transaction.
 
         PEXPIRE NX sets the TTL only when the key has none, so the first write of the
         period fixes when the board goes away and later writes do not push it back.
         """
         if self.ttl_ms is None:
-            return getattr(self.client, command)(self.key, *args, **kwargs)
-        pipe = self.client.pipeline(transaction=True)
-        getattr(pipe, command)(self.key, *args, **kwargs)
-        pipe.pexpire(self.key, self.ttl_ms, nx=True)
-        return pipe.execute()[0]
+            return (yield cmd(command, self.key, *args, **kwargs))
+        ttl = cmd("pexpire", self.key, self.ttl_ms, nx=True)
+        replies = yield Batch([cmd(command, self.key, *args, **kwargs), ttl], transaction=True)
+        return replies[0]
 
-    def add(self, member: Member, score: float, keep_best: bool = False) -> bool:
+    def _add(self, member: Member, score: float, keep_best: bool = False) -> Steps:
         """Set ``member``'s score (or only raise it with ``keep_best``); True if new."""
-        return bool(self._write("zadd", {member: score}, gt=keep_best))
+        return bool((yield from self._write("zadd", {member: score}, gt=keep_best)))
 
-    def increment(self, member: Member, by: float = 1) -> float:
+    def _increment(self, member: Member, by: float = 1) -> Steps:
         """Add ``by`` to the score (a new member starts at 0); returns the new score."""
-        return float(self._write("zincrby", by, member))
+        return float((yield from self._write("zincrby", by, member)))
 
-    def remove(self, *members: Member) -> int:
+    def _remove(self, *members: Member) -> Steps:
         """Remove members; returns how many were on the board."""
         if not members:
             return 0
-        return self.client.zrem(self.key, *members)
+        return (yield cmd("zrem", self.key, *members))
 
-    def size(self) -> int:
-        return self.client.zcard(self.key)
+    def _size(self) -> Steps:
+        """How many members the board has."""
+        return (yield cmd("zcard", self.key))
 
-    def score(self, member: Member) -> float | None:
-        value = self.client.zscore(self.key, member)
+    def _score(self, member: Member) -> Steps:
+        """The member's score, None if absent."""
+        value = yield cmd("zscore", self.key, member)
         return None if value is None else float(value)
 
-    def rank(self, member: Member, shared: bool = False) -> int | None:
+    def _rank(self, member: Member, shared: bool = False) -> Steps:
         """1-based rank, highest score first; None if absent.
 
         ``shared=True`` ranks equal scores alike (1 + members with a higher score).
         """
         if not shared:
-            position = self.client.zrevrank(self.key, member)
+            position = yield cmd("zrevrank", self.key, member)
             return None if position is None else position + 1
-        value = self.client.zscore(self.key, member)
+        value = yield cmd("zscore", self.key, member)
         if value is None:
             return None
-        return self.client.zcount(self.key, f"({value!r}", "+inf") + 1
+        return (yield cmd("zcount", self.key, f"({value!r}", "+inf")) + 1
 
-    def top(self, n: int = 10) -> list[Entry]:
-        rows = self.client.zrevrange(self.key, 0, _bounded(n, "n") - 1, withscores=True)
+    def _top(self, n: int = 10) -> Steps:
+        """The ``n`` best entries."""
+        rows = yield cmd("zrevrange", self.key, 0, _bounded(n, "n") - 1, withscores=True)
         return _entries(rows, 1)
 
-    def page(self, page: int, size: int = 20) -> list[Entry]:
+    def _page(self, page: int, size: int = 20) -> Steps:
         """Page ``page`` (1-based) of ``size`` entries; past the end gives []."""
         if not isinstance(page, int) or page < 1:
             raise ValueError(f"page numbers start at 1, got {page!r} for {self.key!r}")
         start = (page - 1) * _bounded(size, "size")
-        rows = self.client.zrevrange(self.key, start, start + size - 1, withscores=True)
+        rows = yield cmd("zrevrange", self.key, start, start + size - 1, withscores=True)
         return _entries(rows, start + 1)
 
-    def around(self, member: Member, n: int = 5) -> list[Entry]:
+    def _around(self, member: Member, n: int = 5) -> Steps:
         """Up to ``n`` entries above and below ``member`` (and itself); [] if absent.
 
-        The window is clamped at the top: a negative start would make Redis count from
-        the end. Two reads, so a concurrent score change is detected and retried.
+        One read-only script reads the rank and the window at the same instant, so the
+        member is always in the window at its rank (clamped at the top). Redis < 7 has
+        no EVALSHA_RO: the same script then runs with EVALSHA (it writes nothing).
         """
         _bounded(2 * n + 1, "2 * n + 1")
-        for _ in range(3):
-            position = self.client.zrevrank(self.key, member)
-            if position is None:
-                return []
-            start = max(0, position - n)
-            rows = self.client.zrevrange(self.key, start, position + n, withscores=True)
-            entries = _entries(rows, start + 1)
-            if any(e.rank == position + 1 and _same(e.member, member) for e in entries):
-                return entries
-        return entries
+        call = Script(_AROUND, [self.key], [member, n], readonly=True)
+        try:
+            reply = yield call
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
+            reply = yield call._replace(readonly=False)
+        if not reply:
+            return []
+        start, flat = int(reply[0]), reply[1:]
+        rows = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return _entries(rows, start + 1)
 
 
-def _same(a: Member, b: Member) -> bool:
-    as_bytes = [x.encode() if isinstance(x, str) else x for x in (a, b)]
-    return as_bytes[0] == as_bytes[1]
+class Leaderboard(LeaderboardCore):
+    """One board, blocking calls (the asyncio twin: ``aio.AsyncLeaderboard``)."""
+
+    add = blocking(LeaderboardCore._add)
+    increment = blocking(LeaderboardCore._increment)
+    remove = blocking(LeaderboardCore._remove)
+    size = blocking(LeaderboardCore._size)
+    score = blocking(LeaderboardCore._score)
+    rank = blocking(LeaderboardCore._rank)
+    top = blocking(LeaderboardCore._top)
+    page = blocking(LeaderboardCore._page)
+    around = blocking(LeaderboardCore._around)
 
 
 # --- read side (ZCARD, PTTL, ZREVRANGE, ZRANGE, OBJECT ENCODING: all read-only) -----------

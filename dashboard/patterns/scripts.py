@@ -23,9 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from dashboard.patterns import fastcall
 from dashboard.resources import resource_dir
 
 _KEY_LINE = re.compile(r"^--\s*KEYS\[(\d+)\]\s*(.*)$")
@@ -59,7 +61,7 @@ class LuaScript:
         """Run on ``client`` (a Redis, RedisCluster or a pipeline of either)."""
         self._check_keys(keys)
         argv = tuple(args)
-        if isinstance(client, Pipeline):
+        if isinstance(client, Pipeline | AsyncPipeline):
             client.scripts.add(self)
             return client.evalsha(self.sha, len(keys), *keys, *argv)
         if _is_cluster_pipeline(client):
@@ -68,6 +70,35 @@ class LuaScript:
             return client.evalsha(self.sha, len(keys), *keys, *argv)
         except NoScriptError:
             return client.eval(self.script, len(keys), *keys, *argv)
+
+    call = __call__
+
+    def run(self, client: Any, keys: Sequence[Any], args: Sequence[Any], retry: bool) -> Any:
+        """Like a call, with the resend decided here: ``retry=False`` for a script that
+        must not run twice (see :mod:`dashboard.patterns.fastcall`)."""
+        if fastcall.fast_sync(client):
+            self._check_keys(keys)
+            return fastcall.call(client, self, keys, args, retry)
+        return self(client, keys, args)
+
+    async def arun(self, client: Any, keys: Sequence[Any], args: Sequence[Any], retry: bool) -> Any:
+        """:meth:`run` on a ``redis.asyncio`` client (EVALSHA, EVAL on NOSCRIPT)."""
+        self._check_keys(keys)
+        if fastcall.fast_async(client):
+            return await fastcall.acall(client, self, keys, args, retry)
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.script, len(keys), *keys, *args)
+
+    async def acall_ro(self, client: Any, keys: Sequence[Any], args: Iterable[Any] = ()) -> Any:
+        """:meth:`call_ro` on a ``redis.asyncio`` client."""
+        self._check_keys(keys)
+        argv = tuple(args)
+        try:
+            return await client.evalsha_ro(self.sha, len(keys), *keys, *argv)
+        except NoScriptError:
+            return await client.eval_ro(self.script, len(keys), *keys, *argv)
 
     def call_ro(self, client: Any, keys: Sequence[Any], args: Iterable[Any] = ()) -> Any:
         """Run a read-only script with EVALSHA_RO (EVAL_RO on NOSCRIPT).

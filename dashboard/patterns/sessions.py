@@ -31,33 +31,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dashboard.patterns.keys import KeyPart, key
+from dashboard.patterns.runtime import Batch, Script, Steps, blocking, cmd
 from dashboard.patterns.scripts import load
+from dashboard.patterns.sessions_state import (
+    DATA_PREFIX,
+    META_FIELDS,
+    Clock,
+    SessionState,
+    UserIndexState,
+    int_or_none,
+    session_state,
+    text_or_none,
+    user_index_state,
+)
+
+__all__ = [
+    "Session",
+    "SessionCore",
+    "SessionState",
+    "SessionStore",
+    "UserIndexState",
+    "UserSession",
+    "session_state",
+    "user_index_state",
+    "valid_sid",
+]
 
 _CREATE = load("session_create")
 _TOUCH = load("session_touch")
 _INDEX_ADD = load("session_index_add")
 
-DATA_PREFIX = "d:"
-META_FIELDS = ("uid", "created_ms", "last_access_ms")
 _SID = re.compile(r"[A-Za-z0-9_-]{16,128}")
-Clock = Callable[[], float]
-
-
-def _text(value: bytes | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return value.decode("utf-8", "backslashreplace")
-
-
-def _int(value: bytes | str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _pairs(flat: list[Any]) -> dict[str, Any]:
-    return {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+    return {text_or_none(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
 def valid_sid(sid: object) -> bool:
@@ -87,8 +95,10 @@ class UserSession:
     last_access_ms: int | None
 
 
-class SessionStore:
+class SessionCore:
     """Sessions with a sliding idle TTL, an optional absolute max age and a user index."""
+
+    default_sleep: Callable[[float], Any] = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -112,6 +122,7 @@ class SessionStore:
         self.clock = clock
         self.prefix = prefix
         self.index_grace_ms = int(index_grace * 1000)
+        self.sleep = self.default_sleep
 
     def session_key(self, sid: str) -> str | bytes:
         return key(self.prefix, sid)
@@ -122,8 +133,12 @@ class SessionStore:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def create(self, user_id: str | int, data: Mapping[str, Any] | None = None) -> str:
-        """Start a session; the index entry is written first so it can never be missing."""
+    def _create(self, user_id: str | int, data: Mapping[str, Any] | None = None) -> Steps:
+        """Start a session; the index entry is written first so it can never be missing.
+
+        Every script here is idempotent, so redis-py's resend after a lost reply is safe
+        (a resent create recognises the session it made).
+        """
         uid = str(user_id)
         if not uid:
             raise ValueError("a session needs a non-empty user id")
@@ -131,19 +146,17 @@ class SessionStore:
         now = self._now_ms()
         fields: list[Any] = ["uid", uid, "created_ms", now, "last_access_ms", now]
         fields += _encode_data(data or {})
-        pipe = self.client.pipeline(transaction=False)
-        if self.index_users:
-            self._refresh_index(pipe, uid, sid, now, self.ttl_ms)
-        _CREATE(pipe, keys=[self.session_key(sid)], args=[self.ttl_ms, *fields])
-        if pipe.execute()[-1] != 1:  # 256 random bits collided: refuse, never overwrite
+        ops: list[Any] = [self._index_op(uid, sid, now, self.ttl_ms)] if self.index_users else []
+        ops.append(Script(_CREATE, [self.session_key(sid)], [self.ttl_ms, *fields]))
+        if (yield Batch(ops))[-1] != 1:  # 256 random bits collided: refuse, never overwrite
             if self.index_users:
-                self.client.zrem(self.index_key(uid), sid)
+                yield cmd("zrem", self.index_key(uid), sid)
             raise RuntimeError(f"session id collision on {self.session_key(sid)!r}")
         return sid
 
-    def get(self, sid: str) -> Session | None:
+    def _get(self, sid: str) -> Steps:
         """Read a session and renew its TTL in the same round trip (sliding expiry)."""
-        reply = self._touch(sid, full=True)
+        reply = yield from self._touch(sid, full=True)
         if reply is None:
             return None
         ttl_ms, raw = reply
@@ -153,18 +166,22 @@ class SessionStore:
             for name, value in raw.items()
             if name.startswith(DATA_PREFIX)
         }
-        created, accessed = _int(raw.get("created_ms")), _int(raw.get("last_access_ms"))
-        return Session(sid, _text(raw.get("uid")), created, accessed, ttl_ms, data)
+        created, accessed = (
+            int_or_none(raw.get("created_ms")),
+            int_or_none(raw.get("last_access_ms")),
+        )
+        return Session(sid, text_or_none(raw.get("uid")), created, accessed, ttl_ms, data)
 
-    def update(
+    def _update(
         self, sid: str, data: Mapping[str, Any] | None = None, remove: Iterable[str] = ()
-    ) -> bool:
+    ) -> Steps:
         """Set and delete data fields of a live session; False (and nothing written) if gone."""
-        return self._touch(sid, full=False, data=data or {}, remove=list(remove)) is not None
+        reply = yield from self._touch(sid, full=False, data=data or {}, remove=list(remove))
+        return reply is not None
 
-    def set(self, sid: str, name: str, value: Any) -> bool:
+    def _set(self, sid: str, name: str, value: Any) -> Steps:
         """Set one data field of a live session; False if the session is gone."""
-        return self.update(sid, {name: value})
+        return (yield from self._update(sid, {name: value}))
 
     def _touch(
         self,
@@ -172,42 +189,38 @@ class SessionStore:
         full: bool,
         data: Mapping[str, Any] | None = None,
         remove: list[str] | None = None,
-    ) -> tuple[int, dict[str, Any]] | None:
+    ) -> Steps:
         if not valid_sid(sid):
             return None
         removed = [DATA_PREFIX + _check_name(n) for n in remove or ()]
         now = self._now_ms()
         args = [self.ttl_ms, now, self.max_age_ms, int(full), len(removed), *removed]
         args += _encode_data(data or {})
-        reply = _TOUCH(self.client, keys=[self.session_key(sid)], args=args)
+        # idempotent: the same fields, access time and TTL set again
+        reply = yield Script(_TOUCH, [self.session_key(sid)], args)
         if not reply:
             return None
         ttl_ms = int(reply[0])
         raw = _pairs(reply[1:]) if full else {"uid": reply[1]}
         if self.index_users and raw.get("uid") is not None:
-            self._refresh_index(self.client, _text(raw["uid"]), sid, now, ttl_ms)
+            yield self._index_op(text_or_none(raw["uid"]), sid, now, ttl_ms)
         return ttl_ms, raw
 
-    def _refresh_index(self, target: Any, uid: str, sid: str, now: int, ttl_ms: int) -> None:
-        _INDEX_ADD(
-            target,
-            keys=[self.index_key(uid)],
-            args=[sid, now + ttl_ms, ttl_ms + self.index_grace_ms],
-        )
+    def _index_op(self, uid: str, sid: str, now: int, ttl_ms: int) -> Script:
+        args = [sid, now + ttl_ms, ttl_ms + self.index_grace_ms]
+        return Script(_INDEX_ADD, [self.index_key(uid)], args)  # idempotent (ZADD GT)
 
-    def delete(self, sid: str) -> bool:
+    def _delete(self, sid: str) -> Steps:
         """End a session (logout); True if it existed."""
         if not valid_sid(sid):
             return False
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.session_key(sid), "uid")
-        pipe.delete(self.session_key(sid))
-        uid, deleted = pipe.execute()
+        skey = self.session_key(sid)
+        uid, deleted = yield Batch([cmd("hget", skey, "uid"), cmd("delete", skey)])
         if self.index_users and uid is not None:
-            self.client.zrem(self.index_key(_text(uid)), sid)
+            yield cmd("zrem", self.index_key(text_or_none(uid)), sid)
         return deleted == 1
 
-    def delete_all_for_user(self, user_id: str | int, batch: int = 100) -> int:
+    def _delete_all_for_user(self, user_id: str | int, batch: int = 100) -> Steps:
         """Log a user out everywhere; returns how many live sessions were deleted.
 
         Works batch by batch and removes only the ids it dealt with, so a session
@@ -216,17 +229,17 @@ class SessionStore:
         uid = str(user_id)
         index = self.index_key(uid)
         deleted = 0
-        while sids := [_text(s) for s in self.client.zrange(index, 0, batch - 1)]:
-            owners = self._pipeline(lambda p, s: p.hget(self.session_key(s), "uid"), sids)
-            mine = [s for s, owner in zip(sids, owners, strict=True) if _text(owner) == uid]
+        while sids := [text_or_none(s) for s in (yield cmd("zrange", index, 0, batch - 1))]:
+            owners = yield Batch([cmd("hget", self.session_key(s), "uid") for s in sids])
+            mine = [s for s, owner in zip(sids, owners, strict=True) if text_or_none(owner) == uid]
             if mine:
-                deleted += sum(self._pipeline(lambda p, s: p.delete(self.session_key(s)), mine))
-            self.client.zrem(index, *sids)
+                deleted += sum((yield Batch([cmd("delete", self.session_key(s)) for s in mine])))
+            yield cmd("zrem", index, *sids)
         return deleted
 
-    def list_user_sessions(
+    def _list_user_sessions(
         self, user_id: str | int, limit: int = 100, prune_batch: int = 100
-    ) -> list[UserSession]:
+    ) -> Steps:
         """Live sessions of a user, most recently used first; prunes dead index entries.
 
         Entries whose expiry score has passed are checked first (bounded batch), then
@@ -236,41 +249,57 @@ class SessionStore:
         uid = str(user_id)
         index = self.index_key(uid)
         now = self._now_ms()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zrangebyscore(index, "-inf", now, start=0, num=prune_batch, withscores=True)
-        pipe.zrevrangebyscore(index, "+inf", f"({now}", start=0, num=limit, withscores=True)
-        due, live = pipe.execute()
-        scores = {_text(m): s for m, s in [*due, *live]}
+        due, live = yield Batch(
+            [
+                cmd("zrangebyscore", index, "-inf", now, start=0, num=prune_batch, withscores=True),
+                cmd(
+                    "zrevrangebyscore",
+                    index,
+                    "+inf",
+                    f"({now}",
+                    start=0,
+                    num=limit,
+                    withscores=True,
+                ),
+            ]
+        )
+        scores = {text_or_none(m): s for m, s in [*due, *live]}
         sids = list(scores)
-
-        def probe(p: Any, s: str) -> None:
-            p.pttl(self.session_key(s))
-            p.hmget(self.session_key(s), *META_FIELDS)
-
-        replies = self._pipeline(probe, sids)
+        probes: list[Any] = []
+        for s in sids:
+            probes += [
+                cmd("pttl", self.session_key(s)),
+                cmd("hmget", self.session_key(s), *META_FIELDS),
+            ]
+        replies = yield Batch(probes)
         found, stale, heal = [], [], {}
         for i, sid in enumerate(sids):
             pttl, (owner, created, accessed) = replies[2 * i], replies[2 * i + 1]
-            if pttl == -2 or _text(owner) != uid:
+            if pttl == -2 or text_or_none(owner) != uid:
                 stale.append(sid)
                 continue
             if pttl > 0 and scores[sid] < now + pttl - 1000:
                 heal[sid] = now + pttl  # renewed without its index refresh landing
-            found.append(UserSession(sid, pttl, _int(created), _int(accessed)))
-        pipe = self.client.pipeline(transaction=False)
-        if stale:
-            pipe.zrem(index, *stale)
+            found.append(UserSession(sid, pttl, int_or_none(created), int_or_none(accessed)))
+        fixes = [cmd("zrem", index, *stale)] if stale else []
         if heal:
-            pipe.zadd(index, heal, gt=True)
-        pipe.execute()
+            fixes.append(cmd("zadd", index, heal, gt=True))
+        if fixes:
+            yield Batch(fixes)
         found.sort(key=lambda s: s.last_access_ms or 0, reverse=True)
         return found[:limit]
 
-    def _pipeline(self, add: Callable[[Any, str], Any], sids: list[str]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        for sid in sids:
-            add(pipe, sid)
-        return pipe.execute()
+
+class SessionStore(SessionCore):
+    """Sessions, blocking calls (the asyncio twin: ``aio.AsyncSessionStore``)."""
+
+    create = blocking(SessionCore._create)
+    get = blocking(SessionCore._get)
+    update = blocking(SessionCore._update)
+    set = blocking(SessionCore._set)
+    delete = blocking(SessionCore._delete)
+    delete_all_for_user = blocking(SessionCore._delete_all_for_user)
+    list_user_sessions = blocking(SessionCore._list_user_sessions)
 
 
 def _check_name(name: str) -> str:
@@ -295,120 +324,3 @@ def _decode_value(session_key: str | bytes, name: str, value: bytes | str) -> An
         return json.loads(value)
     except ValueError as exc:
         raise ValueError(f"{session_key!r} field {name!r} does not hold JSON: {exc}") from exc
-
-
-# --- read side (read-only commands: TYPE, PTTL, HMGET, HLEN, HSCAN, ZCARD, ZRANGE ...) -----
-
-
-@dataclass(frozen=True)
-class SessionState:
-    key: str
-    sid: str
-    user_id: str | None
-    ttl_ms: int
-    created_ms: int | None
-    last_access_ms: int | None
-    idle_ms: int | None
-    field_count: int
-    data_fields: list[str]
-    data_fields_truncated: bool
-
-
-def _type(client: Any, name: str | bytes) -> str:
-    return _text(client.type(name))
-
-
-def session_state(
-    client: Any, key: str | bytes, max_fields: int = 50, clock: Clock = time.time
-) -> SessionState | None:
-    """Live state of one session hash; None if the key does not exist."""
-    kind = _type(client, key)
-    if kind == "none":
-        return None
-    if kind != "hash":
-        raise ValueError(f"{key!r} is a {kind}, not a session hash")
-    pipe = client.pipeline(transaction=False)
-    pipe.pttl(key)
-    pipe.hmget(key, *META_FIELDS)
-    pipe.hlen(key)
-    ttl_ms, (uid, created, accessed), count = pipe.execute()
-    names: list[str] = []
-    cursor, calls = 0, 0
-    while len(names) <= max_fields and calls < 10:  # bounded: a few HSCAN calls at most
-        cursor, chunk = client.hscan(key, cursor, count=max(max_fields, 10))
-        names += [n[2:] for n in map(_text, chunk) if n.startswith(DATA_PREFIX)]
-        calls += 1
-        if cursor == 0:
-            break
-    last = _int(accessed)
-    text_key = _text(key)
-    return SessionState(
-        key=text_key,
-        sid=text_key.rpartition(":")[2],
-        user_id=_text(uid),
-        ttl_ms=ttl_ms,
-        created_ms=_int(created),
-        last_access_ms=last,
-        idle_ms=int(clock() * 1000) - last if last is not None else None,
-        field_count=count,
-        data_fields=sorted(names)[:max_fields],
-        data_fields_truncated=len(names) > max_fields or cursor != 0,
-    )
-
-
-@dataclass(frozen=True)
-class UserIndexState:
-    key: str
-    user_id: str
-    entries: int
-    ttl_ms: int
-    due: int
-    next_expiry_ms: int | None
-    last_expiry_ms: int | None
-    ttl_covers_entries: bool
-    sample: list[dict[str, Any]]
-    dangling_in_sample: int
-
-
-def user_index_state(
-    client: Any, key: str | bytes, sample: int = 20, clock: Clock = time.time
-) -> UserIndexState | None:
-    """Live state of a user index: size, TTL vs latest expiry, and a verified sample."""
-    kind = _type(client, key)
-    if kind == "none":
-        return None
-    if kind != "zset":
-        raise ValueError(f"{key!r} is a {kind}, not a session user index")
-    raw = key if isinstance(key, bytes) else key.encode()
-    prefix, marker, uid = raw.partition(b":user:")
-    if not marker:
-        raise ValueError(f"{key!r} does not look like <prefix>:user:<uid>")
-    now = int(clock() * 1000)
-    pipe = client.pipeline(transaction=False)
-    pipe.zcard(key)
-    pipe.pttl(key)
-    pipe.zcount(key, "-inf", now)
-    pipe.zrange(key, 0, 0, withscores=True)
-    pipe.zrevrange(key, 0, max(sample, 1) - 1, withscores=True)
-    entries, ttl_ms, due, first, latest = pipe.execute()
-    pipe = client.pipeline(transaction=False)
-    for member, _ in latest:
-        pipe.exists(prefix + b":" + member)
-    alive = pipe.execute()
-    rows = [
-        {"sid": _text(m), "expires_in_ms": int(s) - now, "exists": bool(e)}
-        for (m, s), e in zip(latest[:sample], alive, strict=False)
-    ]
-    last_expiry = int(latest[0][1]) if latest else None
-    return UserIndexState(
-        key=_text(raw),
-        user_id=_text(uid),
-        entries=entries,
-        ttl_ms=ttl_ms,
-        due=due,
-        next_expiry_ms=int(first[0][1]) if first else None,
-        last_expiry_ms=last_expiry,
-        ttl_covers_entries=ttl_ms == -1 or last_expiry is None or now + ttl_ms >= last_expiry,
-        sample=rows,
-        dangling_in_sample=sum(1 for row in rows if not row["exists"]),
-    )

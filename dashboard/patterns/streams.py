@@ -26,10 +26,12 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from dashboard.keyid import display_key
+from dashboard.patterns.runtime import Steps, cmd, run
 from dashboard.patterns.streams_worker import (
     Entry,
     GroupMissing,
     Worker,
+    WorkerCore,
     dead_letter_name,
     original_fields,
 )
@@ -42,9 +44,12 @@ __all__ = [
     "StreamState",
     "StreamStateError",
     "Worker",
+    "WorkerCore",
     "add",
+    "add_steps",
     "dead_letter_name",
     "ensure_group",
+    "ensure_group_steps",
     "original_fields",
     "stream_state",
 ]
@@ -65,7 +70,20 @@ def add(
     A stream without a cap grows until memory runs out. ``approximate`` (MAXLEN ~)
     lets Redis trim whole radix-tree nodes only, which is far cheaper; the stream
     then holds up to one node (``stream-node-max-entries``, 100) beyond ``maxlen``.
+    A resend after a lost reply (redis-py's retry) can add the entry twice: consumers
+    are at-least-once anyway, so make handlers idempotent.
     """
+    return run(add_steps(stream, fields, maxlen, approximate, entry_id), client)
+
+
+def add_steps(
+    stream: str | bytes,
+    fields: Mapping[str | bytes, Any],
+    maxlen: int | None = None,
+    approximate: bool = True,
+    entry_id: str = "*",
+) -> Steps:
+    """:func:`add` as core steps (``aio.aadd`` runs the same ones)."""
     if not fields:
         raise ValueError(f"XADD {stream!r}: an entry needs at least one field")
     for name, value in fields.items():
@@ -76,7 +94,9 @@ def add(
             )
     if maxlen is not None and maxlen < 0:
         raise ValueError(f"XADD {stream!r}: maxlen must be >= 0")
-    new_id = client.xadd(stream, dict(fields), id=entry_id, maxlen=maxlen, approximate=approximate)
+    new_id = yield cmd(
+        "xadd", stream, dict(fields), id=entry_id, maxlen=maxlen, approximate=approximate
+    )
     return new_id.decode("ascii") if isinstance(new_id, bytes) else new_id
 
 
@@ -93,8 +113,15 @@ def ensure_group(
     (the key is not a stream) or a missing stream with ``mkstream=False``, is a real
     problem and is raised with the stream and group named.
     """
+    return run(ensure_group_steps(stream, group, start_id, mkstream), client)
+
+
+def ensure_group_steps(
+    stream: str | bytes, group: str | bytes, start_id: str = "$", mkstream: bool = True
+) -> Steps:
+    """:func:`ensure_group` as core steps."""
     try:
-        client.xgroup_create(stream, group, id=start_id, mkstream=mkstream)
+        yield cmd("xgroup_create", stream, group, id=start_id, mkstream=mkstream)
     except ResponseError as exc:
         if str(exc).startswith("BUSYGROUP"):
             return False

@@ -33,6 +33,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from dashboard.patterns.runtime import Batch, Call, Sleep, Steps, blocking, cmd, run
+
 FIELD_PREFIX = "field:"
 _MAX_REMEMBERED_ERRORS = 1024
 _MAX_ERROR_CHARS = 1000
@@ -51,7 +53,7 @@ class Entry:
     deliveries: int
 
 
-def _str(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
     return value.decode("ascii") if isinstance(value, bytes) else value
 
 
@@ -83,13 +85,15 @@ def _flatten(batch: Any) -> list[Any]:
     return batch[0] if batch and isinstance(batch[0], list) else batch
 
 
-class Worker:
+class WorkerCore:
     """Reads ``stream`` as ``consumer`` of ``group`` and calls ``handler(entry)``.
 
     ``block_ms`` bounds how long an idle read waits (0 does not block; the client's
     socket timeout must be longer). ``clock`` (seconds) and ``sleep`` are injectable:
     the clock schedules XAUTOCLAIM, sleep paces retries after a lost connection.
     """
+
+    default_sleep: Callable[[float], Any] = staticmethod(time.sleep)
 
     def __init__(
         self,
@@ -127,6 +131,7 @@ class Worker:
         self.dead_letter_maxlen = dead_letter_maxlen
         self._clock = clock
         self._sleep = sleep
+        self.sleep = self.default_sleep
         self.backoff_max = backoff_max
         self.processed = self.failed = self.reclaimed = self.dead_lettered = self.deleted = 0
         self.last_error: str | None = None
@@ -135,26 +140,25 @@ class Worker:
         self._claim_cursor = "0-0"
         self._next_claim_at: float | None = None  # None: due now
         self._errors: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopping = False
 
     # --- one step --------------------------------------------------------------------
 
-    def run_once(self) -> int:
+    def _run_once(self) -> Steps:
         """One batch: own pending entries first, then due reclaims, then new entries.
 
         Returns how many entries the step dealt with (0 when there was nothing).
         """
         try:
             if self._backlog_cursor is not None:
-                handled = self._own_pending()
+                handled = yield from self._own_pending()
                 if handled:
                     return handled
             if self._next_claim_at is None or self._clock() >= self._next_claim_at:
-                handled = self._reclaim()
+                handled = yield from self._reclaim()
                 if handled:
                     return handled
-            return self._read_new()
+            return (yield from self._read_new())
         except ResponseError as exc:
             if str(exc).startswith("NOGROUP"):
                 raise GroupMissing(
@@ -163,19 +167,25 @@ class Worker:
                 ) from exc
             raise
 
-    def _own_pending(self) -> int:
-        reply = self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: self._backlog_cursor}, count=self.count
+    def _own_pending(self) -> Steps:
+        reply = yield cmd(
+            "xreadgroup",
+            self.group,
+            self.consumer,
+            {self.stream: self._backlog_cursor},
+            count=self.count,
         )
         entries = _entries(reply)
         if not entries:
             self._backlog_cursor = None
             return 0
-        self._backlog_cursor = _str(entries[-1][0])
-        return self._handle(entries, self._deliveries(entries))
+        self._backlog_cursor = as_text(entries[-1][0])
+        deliveries = yield from self._deliveries(entries)
+        return (yield from self._handle(entries, deliveries))
 
-    def _reclaim(self) -> int:
-        reply = self.client.xautoclaim(
+    def _reclaim(self) -> Steps:
+        reply = yield cmd(
+            "xautoclaim",
             self.stream,
             self.group,
             self.consumer,
@@ -183,19 +193,21 @@ class Worker:
             start_id=self._claim_cursor,
             count=self.count,
         )
-        cursor, claimed = _str(reply[0]), [e for e in reply[1] if e[0] is not None]
+        cursor, claimed = as_text(reply[0]), [e for e in reply[1] if e[0] is not None]
         gone = reply[2] if len(reply) > 2 else []  # Redis >= 7: deleted while pending
         self._claim_cursor = cursor
         if cursor == "0-0":  # scanned the whole pending list: rest until the next round
             self._next_claim_at = self._clock() + self.claim_every
         self.deleted += len(gone)
         for entry_id in gone:
-            self._errors.pop(_str(entry_id), None)
+            self._errors.pop(as_text(entry_id), None)
         self.reclaimed += len(claimed)
-        return self._handle(claimed, self._deliveries(claimed)) + len(gone)
+        deliveries = yield from self._deliveries(claimed)
+        return (yield from self._handle(claimed, deliveries)) + len(gone)
 
-    def _read_new(self) -> int:
-        reply = self.client.xreadgroup(
+    def _read_new(self) -> Steps:
+        reply = yield cmd(
+            "xreadgroup",
             self.group,
             self.consumer,
             {self.stream: ">"},
@@ -203,9 +215,9 @@ class Worker:
             block=self.block_ms or None,
         )
         entries = _entries(reply)
-        return self._handle(entries, {_str(e[0]): 1 for e in entries})
+        return (yield from self._handle(entries, {as_text(e[0]): 1 for e in entries}))
 
-    def _deliveries(self, entries: list[tuple[Any, Any]]) -> dict[str, int]:
+    def _deliveries(self, entries: list[tuple[Any, Any]]) -> Steps:
         """Delivery counts of entries this consumer holds (XPENDING extended, per id).
 
         An id missing from the answer is no longer ours (acked or claimed by
@@ -213,44 +225,42 @@ class Worker:
         """
         if not entries:
             return {}
-        with self.client.pipeline(transaction=False) as pipe:
-            for entry_id, _fields in entries:
-                pipe.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
-            replies = pipe.execute()
+        stream, group = self.stream, self.group
+        replies = yield Batch([cmd("xpending_range", stream, group, i, i, 1) for i, _ in entries])
         counts: dict[str, int] = {}
         for rows in replies:
             for row in rows:
-                if _str(row["consumer"]) == _str(self.consumer):
-                    counts[_str(row["message_id"])] = int(row["times_delivered"])
+                if as_text(row["consumer"]) == as_text(self.consumer):
+                    counts[as_text(row["message_id"])] = int(row["times_delivered"])
         return counts
 
-    def _handle(self, entries: list[tuple[Any, Any]], deliveries: dict[str, int]) -> int:
+    def _handle(self, entries: list[tuple[Any, Any]], deliveries: dict[str, int]) -> Steps:
         for raw_id, fields in entries:
-            entry_id = _str(raw_id)
+            entry_id = as_text(raw_id)
             if entry_id not in deliveries:
                 continue
             if not fields:  # deleted or trimmed while pending: nothing left to process
-                self.client.xack(self.stream, self.group, entry_id)
+                yield cmd("xack", self.stream, self.group, entry_id)
                 self._errors.pop(entry_id, None)
                 self.deleted += 1
                 continue
             times = deliveries[entry_id]
             if times > self.max_deliveries:
                 reason = self._errors.pop(entry_id, None) or "delivery count exceeded"
-                self._dead_letter(entry_id, fields, times, reason)
+                yield from self._dead_letter(entry_id, fields, times, reason)
                 continue
             try:
-                self.handler(Entry(entry_id, fields, times))
+                yield Call(self.handler, (Entry(entry_id, fields, times),))
             except Exception as exc:
                 self.failed += 1
                 self.last_error = f"{entry_id}: {type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
                 if times >= self.max_deliveries:
                     self._errors.pop(entry_id, None)
-                    self._dead_letter(entry_id, fields, times, self.last_error)
+                    yield from self._dead_letter(entry_id, fields, times, self.last_error)
                 else:
                     self._remember_error(entry_id, self.last_error)
                 continue
-            self.client.xack(self.stream, self.group, entry_id)
+            yield cmd("xack", self.stream, self.group, entry_id)
             self._errors.pop(entry_id, None)
             self.processed += 1
         return len(entries)
@@ -260,7 +270,7 @@ class Worker:
             self._errors.pop(next(iter(self._errors)))
         self._errors[entry_id] = error
 
-    def _dead_letter(self, entry_id: str, fields: dict[Any, Any], times: int, error: str) -> None:
+    def _dead_letter(self, entry_id: str, fields: dict[Any, Any], times: int, error: str) -> Steps:
         meta = {
             "origin-id": entry_id,
             "origin-stream": self.stream,
@@ -272,27 +282,55 @@ class Worker:
         for name, value in fields.items():
             prefix: Any = FIELD_PREFIX.encode() if isinstance(name, bytes) else FIELD_PREFIX
             meta[prefix + name] = value
-        self.client.xadd(
-            self.dead_letter_stream, meta, maxlen=self.dead_letter_maxlen, approximate=True
-        )
-        self.client.xack(self.stream, self.group, entry_id)  # after the copy: never lost
+        dead, maxlen = self.dead_letter_stream, self.dead_letter_maxlen
+        yield cmd("xadd", dead, meta, maxlen=maxlen, approximate=True)
+        yield cmd("xack", self.stream, self.group, entry_id)  # after the copy: never lost
         self.dead_lettered += 1
 
-    # --- running -----------------------------------------------------------------------
+    # --- running (the loop; the shells run it in a thread or a task) -----------------
+
+    def _run(self) -> Steps:
+        """Process until stopped; a lost connection is retried with backoff."""
+        delay = 0.05
+        while not self._stopping:
+            try:
+                yield from self._run_once()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                yield Sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+            else:
+                delay = 0.05
+        self._stopping = False
+
+    def stats(self) -> dict[str, Any]:
+        """Counters as plain data."""
+        return {
+            "processed": self.processed,
+            "failed": self.failed,
+            "reclaimed": self.reclaimed,
+            "dead_lettered": self.dead_lettered,
+            "deleted": self.deleted,
+            "last_error": self.last_error,
+            "alive": self.alive,
+        }
+
+
+class Worker(WorkerCore):
+    """The consumer-group worker with blocking calls, run in a thread (``start``) or
+    driven step by step (``run_once``); the asyncio twin is ``aio.AsyncWorker``."""
+
+    run_once = blocking(WorkerCore._run_once)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def run(self) -> None:
         """Process until :meth:`stop`; a lost connection is retried with backoff."""
-        delay = 0.05
         try:
-            while not self._stop.is_set():
-                try:
-                    self.run_once()
-                except (RedisConnectionError, RedisTimeoutError) as exc:
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self._pause(delay)
-                    delay = min(delay * 2, self.backoff_max)
-                else:
-                    delay = 0.05
+            run(self._run(), self.client, self._pause)
         finally:
             self._stop.clear()
 
@@ -307,8 +345,9 @@ class Worker:
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
+        self._stopping = False
         self._thread = threading.Thread(
-            target=self._thread_main, name=f"stream-worker-{_str(self.consumer)}", daemon=True
+            target=self._thread_main, name=f"stream-worker-{as_text(self.consumer)}", daemon=True
         )
         self._thread.start()
         return self
@@ -322,6 +361,7 @@ class Worker:
 
     def stop(self, timeout: float | None = None) -> bool:
         """Finish the current batch, read nothing more; True once the thread ended."""
+        self._stopping = True
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -332,18 +372,6 @@ class Worker:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def stats(self) -> dict[str, Any]:
-        """Counters as plain data."""
-        return {
-            "processed": self.processed,
-            "failed": self.failed,
-            "reclaimed": self.reclaimed,
-            "dead_lettered": self.dead_lettered,
-            "deleted": self.deleted,
-            "last_error": self.last_error,
-            "alive": self.alive,
-        }
 
     def __enter__(self) -> Worker:
         return self.start()

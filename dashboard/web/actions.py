@@ -31,8 +31,16 @@ def _answer(template: str, back: str, status: int, **data: Any) -> Any:
     return render_template(template, back=url_for(back), **data), status
 
 
-def two_step(what: str, prepare: Step, perform: Step, template: str, back: str) -> Any:
-    """Confirm, then act; ``what`` completes "cannot ..." in messages."""
+def two_step(
+    what: str,
+    prepare: Step,
+    perform: Step,
+    template: str,
+    back: str,
+    after: Callable[[], None] | None = None,
+) -> Any:
+    """Confirm, then act; ``what`` completes "cannot ..." in messages; ``after`` runs
+    once the action changed something (the live page's reading is refreshed)."""
     if not state().settings.allow_writes:
         message = (
             f"read-only mode: cannot {what}. Start the dashboard with --allow-writes "
@@ -51,6 +59,8 @@ def two_step(what: str, prepare: Step, perform: Step, template: str, back: str) 
     try:
         if confirm:
             result = perform(client, detectors, key, confirm)
+            if after is not None:
+                after()
         else:
             result = {**prepare(client, detectors, key), "k": address}
     except ActionError as exc:

@@ -65,6 +65,20 @@ def timestamp(value: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def clock(value: Any) -> str:
+    """Unix seconds -> '03:15:26 UTC' (the time of day a reading was taken); None -> '—'."""
+    if not value:
+        return "—"
+    return datetime.fromtimestamp(float(value), tz=UTC).strftime("%H:%M:%S UTC")
+
+
+def isotime(value: Any) -> str:
+    """Unix seconds -> ISO 8601 (for <time datetime>); None -> ''."""
+    if not value:
+        return ""
+    return datetime.fromtimestamp(float(value), tz=UTC).isoformat(timespec="milliseconds")
+
+
 def install(app: Flask) -> None:
     app.jinja_env.filters.update(
         human_bytes=human_bytes,
@@ -72,4 +86,6 @@ def install(app: Flask) -> None:
         number=number,
         percent=percent,
         timestamp=timestamp,
+        clock=clock,
+        isotime=isotime,
     )

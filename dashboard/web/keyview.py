@@ -42,8 +42,9 @@ def detail() -> Any:
         abort(404, description=str(exc))
     except ValueError as exc:
         abort(400, description=str(exc))
+    client = state().client  # a bad URL is a 503, not this request's 400
     try:
-        data = key_detail(state().client, key, **_paging())
+        data = key_detail(client, key, **_paging())
     except ValueError as exc:
         abort(400, description=str(exc))
     return render("key/detail.html", data, address=address)

@@ -7,11 +7,14 @@ has a fragment (``_name.html`` beside it) gets only the fragment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from jinja2 import TemplateNotFound
+
+from dashboard.web.rendercache import RenderCache, cached_render
+from dashboard.web.security import csrf_token
 
 
 def page(bp: Blueprint, rule: str, **options: Any) -> Callable[[Callable], Callable]:
@@ -30,17 +33,47 @@ def wants_json() -> bool:
     return request.path.endswith(".json")
 
 
-def render(template: str, data: dict[str, Any], status: int = 200, **context: Any) -> Any:
+def render(
+    template: str,
+    data: dict[str, Any],
+    status: int = 200,
+    *,
+    version: Hashable | None = None,
+    **context: Any,
+) -> Any:
     """The JSON twin for ``*.json`` paths; the fragment for htmx; else the full page.
 
-    ``context`` holds what only the HTML needs (e.g. helper callables).
+    ``context`` holds what only the HTML needs (e.g. helper callables). ``version``
+    names the reading the page shows: pages of the same version are rendered once
+    and served from the render cache (:mod:`dashboard.web.rendercache`).
     """
     if wants_json():
         return jsonify(data), status
+    name = template
     if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
-        folder, _, name = template.rpartition("/")
-        try:
-            return render_template(f"{folder}/_{name}", **data, **context), status
-        except TemplateNotFound:
-            pass
-    return render_template(template, **data, **context), status
+        folder, _, base = template.rpartition("/")
+        fragment = f"{folder}/_{base}"
+        if _exists(fragment):
+            name = fragment
+    if version is None:
+        return render_template(name, **data, **context), status
+    key = (name, request.full_path, status, version)
+    html = cached_render(
+        _cache(), key, lambda: render_template(name, **data, **context), csrf_token
+    )
+    return html, status
+
+
+def _exists(template: str) -> bool:
+    try:
+        current_app.jinja_env.get_template(template)
+    except TemplateNotFound:
+        return False
+    return True
+
+
+def _cache() -> RenderCache:
+    """The render cache of the request's target (paths repeat across targets)."""
+    from dashboard.web.state import state
+
+    return state().singleton("render_cache", RenderCache)

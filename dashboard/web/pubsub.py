@@ -19,8 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request, url_for
 
 from dashboard import gate
-from dashboard.connection import ConnectionOptions, connect, is_cluster
-from dashboard.inspect.errors import attempt, available, unavailable
+from dashboard.connection import ConnectionOptions, connect
 from dashboard.inspect.live.tails import (
     PAYLOAD_LIMIT,
     Tail,
@@ -28,10 +27,8 @@ from dashboard.inspect.live.tails import (
     TooManyTails,
     message_dict,
 )
-from dashboard.inspect.nodes import node_clients
-from dashboard.keyid import display_key
-from dashboard.patterns.pubsub import channels_state
 from dashboard.web.pages import page, render
+from dashboard.web.picture import reading, version
 from dashboard.web.state import AppState, state
 
 bp = Blueprint("pubsub", __name__)
@@ -41,7 +38,15 @@ TAIL_CLIENT_NAME = "redis-dashboard-tail"
 HEARTBEAT_S = 1.0  # a stats event at least this often: the write that notices a lost browser
 SEND_GAP_S = 0.05  # at most ~20 message batches a second; a flood is batched, not spammed
 MAX_NAME = 1024
-CHANNEL_LIMIT = 1000
+_EMPTY_LISTING: dict[str, Any] = {
+    "cluster": False,
+    "channels": [],
+    "channel_count": None,
+    "truncated": False,
+    "pattern_subscriptions": None,
+    "channels_unavailable": "not read yet",
+    "shard_channels": {"available": False, "reason": "not read yet"},
+}
 
 
 def _tail_source(app_state: AppState) -> Any:
@@ -89,80 +94,14 @@ def _target(required: bool) -> tuple[str | None, str | None]:
     return channel, pattern
 
 
-def _shard_listing(conn: Any, match: str) -> dict[str, Any]:
-    names = sorted(conn.pubsub_shardchannels(match))
-    shown = names[:CHANNEL_LIMIT]
-    counts = conn.pubsub_shardnumsub(*shown) if shown else []
-    return {
-        "channels": [(display_key(bytes(n)), int(c)) for n, c in counts],
-        "channel_count": len(names),
-        "truncated": len(names) > CHANNEL_LIMIT,
-        "pattern_subscriptions": 0,
-    }
-
-
-def _listing(conn: Any, match: str) -> dict[str, Any]:
-    got = channels_state(conn, match, CHANNEL_LIMIT)
-    return {
-        "channels": [(c.name, c.subscribers) for c in got.channels],
-        "channel_count": got.channel_count,
-        "truncated": got.truncated,
-        "pattern_subscriptions": got.pattern_subscriptions,
-    }
-
-
-def _merged(client: Any, what: str, read: Any, match: str) -> dict[str, Any]:
-    """``read`` on every node, merged. A node knows only its own clients'
-    subscriptions (replicas too: cluster clients subscribe there), so on a cluster
-    the channels are the union and the counts sums."""
-    nodes = node_clients(client, replicas=True)
-    results = [attempt(what, read, conn, match) for _, _, conn in nodes]
-    ok = [r["data"] for r in results if r["available"]]
-    if not ok:
-        return unavailable("; ".join(sorted({r["reason"] for r in results})))
-    counts: dict[str, int] = {}
-    for part in ok:
-        for name, subscribers in part["channels"]:
-            counts[name] = counts.get(name, 0) + subscribers
-    truncated = any(part["truncated"] for part in ok)
-    return available(
-        {
-            "channels": [
-                {"name": n, "subscribers": c}
-                for n, c in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-            ],
-            "channel_count": max(p["channel_count"] for p in ok) if truncated else len(counts),
-            "truncated": truncated,
-            "pattern_subscriptions": sum(p["pattern_subscriptions"] for p in ok),
-            "partial": [r["reason"] for r in results if not r["available"]],
-        }
-    )
-
-
 @page(bp, "/pubsub")
 def index() -> Any:
-    client = state().client
     match = request.args.get("match") or "*"
+    if len(match.encode("utf-8")) > MAX_NAME:
+        abort(400, description=f"match is limited to {MAX_NAME} bytes")
     channel, pattern = _target(required=False)
-    listing = _merged(client, "PUBSUB CHANNELS", _listing, match)
-    data: dict[str, Any] = {"match": match, "cluster": is_cluster(client)}
-    if listing["available"]:
-        found = listing["data"]
-        partial = found.pop("partial")
-        data.update(found, channels_unavailable="; ".join(partial) or None)
-    else:
-        data.update(
-            channels=[],
-            channel_count=None,
-            truncated=False,
-            pattern_subscriptions=None,
-            channels_unavailable=listing["reason"],
-        )
-    shard = _merged(client, "PUBSUB SHARDCHANNELS", _shard_listing, match)
-    if shard["available"]:
-        for name in ("pattern_subscriptions", "partial"):
-            shard["data"].pop(name)
-    data["shard_channels"] = shard
+    listing, freshness = reading("pubsub", match)
+    data: dict[str, Any] = dict(listing or _EMPTY_LISTING, match=match, freshness=freshness)
     tails = registry().status()
     data["tails"] = tails
     data["tail"] = None
@@ -179,7 +118,13 @@ def index() -> Any:
                 else None
             ),
         }
-    return render("pubsub/index.html", data, payload_limit=PAYLOAD_LIMIT)
+    tails_open = (tails["active"], data["tail"] and data["tail"]["refused"])
+    return render(
+        "pubsub/index.html",
+        data,
+        payload_limit=PAYLOAD_LIMIT,
+        version=version(freshness, tails_open),
+    )
 
 
 @bp.get("/pubsub/tails.json")

@@ -18,7 +18,6 @@ from flask import Blueprint, abort, flash, get_flashed_messages, redirect, reque
 from dashboard.connection import is_cluster
 from dashboard.inspect.live.streams import (
     LagHistory,
-    StreamFinder,
     check_id,
     entries_window,
     key_client,
@@ -29,6 +28,7 @@ from dashboard.inspect.live.streams import (
 )
 from dashboard.keyid import UnknownKeyRef, display_key, resolve_address
 from dashboard.web.pages import page, render, wants_json
+from dashboard.web.picture import reading, version
 from dashboard.web.state import state
 
 bp = Blueprint("streams", __name__)
@@ -44,22 +44,20 @@ ACTIONS = {
 }
 
 
-def finder() -> StreamFinder:
-    app_state = state()
-    s = app_state.settings
-    return app_state.singleton(
-        "streams.finder",
-        lambda: StreamFinder(
-            app_state.client,
-            max_streams=s.max_streams,
-            scan_count=s.scan_count,
-            budget=s.stream_scan_keys,
-        ),
-    )
+_NO_DISCOVERY = {
+    "complete": False,
+    "sweeping": True,
+    "capped": False,
+    "not_shown": 0,
+    "examined": 0,
+    "swept_age_s": None,
+    "errors": {},
+}
 
 
 def history() -> LagHistory:
-    return state().singleton("streams.history", LagHistory)
+    """The observer's lag history (every refresh of /streams samples it)."""
+    return state().observer.stream_history
 
 
 def sparkline(samples: list[list[Any]]) -> dict[str, Any] | None:
@@ -93,19 +91,18 @@ def index() -> Any:
     match = request.args.get("match") or "*"
     if len(match) > MAX_MATCH:
         abort(400, description=f"match is longer than {MAX_MATCH} characters")
-    found = finder().find(match)
-    streams = [s for s in (_summary(key, node) for key, node in found["streams"]) if s is not None]
-    streams.sort(key=lambda s: s["key"])
-    discovery = {k: v for k, v in found.items() if k != "streams"}
+    found, freshness = reading("streams", match)
+    streams = [] if found is None else found["streams"]
     data = {
         "match": match,
-        "cluster": is_cluster(state().client),
-        "discovery": discovery,
+        "cluster": is_cluster(state().client) if found is None else found["cluster"],
+        "discovery": _NO_DISCOVERY | {"match": match} if found is None else found["discovery"],
         "totals": totals(streams),
         "consumer_dead_ms": state().settings.consumer_dead_ms,
         "streams": streams,
+        "freshness": freshness,
     }
-    return render("streams/index.html", data, sparkline=sparkline)
+    return render("streams/index.html", data, sparkline=sparkline, version=version(freshness))
 
 
 def _int_arg(name: str, default: int) -> int:

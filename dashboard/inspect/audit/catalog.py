@@ -106,7 +106,9 @@ CATALOG: tuple[Rule, ...] = (
             "One finding per namespace. Its severity drops to info when no key of the namespace "
             "has a TTL and no segment of its name is a `volatile_words` word (persistent data, "
             "probably deliberate). Lock keys and our lock's fence counter are left to lock-"
-            "without-ttl."
+            "without-ttl. Keys of a library whose known layout the scan recognised (rq, "
+            "celery/kombu, Sidekiq, BullMQ, ...: docs/scan.md, Known layouts) are listed in the "
+            "report's `known_layouts` instead, with why they lack a TTL."
         ),
     ),
     Rule(
@@ -339,6 +341,11 @@ CATALOG: tuple[Rule, ...] = (
         (
             _t("min_keys", 10, "keys without the delimiter needed to fire"),
             _t("examples", 5, "example keys kept"),
+        ),
+        detail=(
+            "Counts keys whose name has no delimiter; keys of a recognised known layout "
+            "(celery's `celery`, `unacked`, `_kombu.binding.*`, Sidekiq's `queues`, `retry`, "
+            "...) are the library's choice, not yours, and are left out."
         ),
     ),
     Rule(

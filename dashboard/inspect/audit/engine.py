@@ -18,6 +18,7 @@ from dashboard.connection import is_cluster
 from dashboard.inspect.keyspace.rollup import Fact, Rollup
 from dashboard.inspect.keyspace.scan import Batch, ScanOptions
 from dashboard.inspect.keyspace.scanjob import DONE, ScanJob
+from dashboard.inspect.layouts import LayoutTally
 
 from . import facts as facts_module
 from .catalog import CATALOG, RANK, RULES, SEVERITIES
@@ -83,6 +84,7 @@ class Audit:
         self._observers: dict[str, Observer] = {}
         self._skips: dict[str, str] = {}
         self._rollup = Rollup(self.options.delimiter, self.options.depth)
+        self._layouts = LayoutTally(self.options.delimiter, self.options.max_namespaces)
 
     # --- progress --------------------------------------------------------------------
 
@@ -98,19 +100,50 @@ class Audit:
     # --- the run ---------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        started, began = self.clock(), self.monotonic()
+        """The whole audit in the calling thread (the CLI's way)."""
+        self.begin()
+        snapshot = None
+        if self._observers:
+            self.phase = "scan"
+            snapshot = self.new_job().run()
+        return self.finish(snapshot)
+
+    def begin(self) -> None:
+        """Phase one: reachability, server facts, and the observers the scan will feed.
+
+        The observer (``dashboard.observer``) runs the phases itself so that one scan
+        feeds both the keyspace view and these rules: begin, drive :meth:`new_job`'s
+        scan (resuming it after failures), then :meth:`finish`.
+        """
+        self._started, self._began = self.clock(), self.monotonic()
         self.client.ping()  # an unreachable server is an error, not a report
         self.phase = "facts"
         max_entries = self.config.get("slow-commands", "entries")
         facts = facts_module.gather(self.client, max(1, max_entries))
         self._build_observers(facts)
-        ctx = Context(self.config, facts, scanned_db=_connected_db(self.client))
-        snapshot = self._scan(ctx)
+        self._ctx = Context(self.config, facts, scanned_db=_connected_db(self.client))
+
+    def new_job(self, **options: Any) -> ScanJob:
+        """The scan that feeds every key rule (``options``: ScanJob's keyword arguments)."""
+        self.phase = "scan"
+        self.job = ScanJob(self.client, self.options, on_batch=self._feed, **options)
+        return self.job
+
+    def finish(self, snapshot: dict[str, Any] | None) -> dict[str, Any]:
+        """Phase three: streams and every rule, over the scan's ``snapshot`` (None: no scan)."""
+        ctx = self._ctx
+        if snapshot is not None:
+            if snapshot["state"] != DONE:
+                ctx.scan_error = snapshot["error"] or f"the keyspace scan was {snapshot['state']}"
+            elif "shape" in self._observers:
+                ctx.shape = self._observers["shape"]  # type: ignore[assignment]
+        elif self._observers:
+            ctx.scan_error = "the keyspace scan did not run"
         streams = self._streams(ctx)
         self.phase = "rules"
         findings, statuses, omitted = self._evaluate(ctx, streams)
         self.phase = "done"
-        return self._report(ctx, snapshot, findings, statuses, omitted, started, began)
+        return self._report(ctx, snapshot, findings, statuses, omitted, self._started, self._began)
 
     def _enabled(self, rule: str) -> bool:
         return self.config.enabled(rule)
@@ -122,13 +155,13 @@ class Audit:
         volatile = config.get("missing-ttl", "volatile_words")
         obs = self._observers
         if self._enabled("missing-ttl"):
-            obs["missing-ttl"] = MissingTtl(config, delimiter, cap, detector.is_lock)
+            obs["missing-ttl"] = MissingTtl(config, delimiter, cap, detector.is_lock, self._layouts)
         if self._enabled("big-string"):
             obs["big-string"] = BigString(config, delimiter, cap)
         if self._enabled("big-collection"):
             obs["big-collection"] = BigCollection(config, delimiter, cap)
         if self._enabled("no-namespace"):
-            obs["no-namespace"] = NoNamespace(config, delimiter)
+            obs["no-namespace"] = NoNamespace(config, delimiter, self._layouts)
         if self._enabled("long-key-names"):
             obs["long-key-names"] = LongKeyNames(config, delimiter, cap)
         if self._enabled("lock-without-ttl"):
@@ -162,20 +195,9 @@ class Audit:
                 groups[ns] = [fact]
             else:
                 group.append(fact)
+        self._layouts.add_page(groups)  # marks this page's known-layout keys for the rules
         for observer in self._observers.values():
             observer.add(groups)
-
-    def _scan(self, ctx: Context) -> dict[str, Any] | None:
-        if not self._observers:
-            return None
-        self.phase = "scan"
-        self.job = ScanJob(self.client, self.options, on_batch=self._feed)
-        snapshot = self.job.run()
-        if snapshot["state"] != DONE:
-            ctx.scan_error = snapshot["error"] or f"the keyspace scan was {snapshot['state']}"
-        elif "shape" in self._observers:
-            ctx.shape = self._observers["shape"]  # type: ignore[assignment]
-        return snapshot
 
     def _streams(self, ctx: Context) -> StreamReport | None:
         candidates = self._observers.get("streams")
@@ -305,6 +327,7 @@ class Audit:
                 for reason in dict.fromkeys(reasons)
             ],
             "omitted": omitted,
+            "known_layouts": self._layouts.summary(),
             "rules": statuses,
             "scan": scan,
             "config": self.config.public(),

@@ -62,9 +62,20 @@ def to_text(report: dict[str, Any]) -> str:
         lines.append(f"skipped: {item['rule']}: {item['reason']}")
     for item in report["limitations"]:
         lines.append(f"partial: {item['rule']}: {item['reason']}")
+    for item in report.get("known_layouts", []):
+        lines.append(f"known layout: {_known_layout_line(item)}")
     if not report["findings"]:
         lines.append("no findings")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _known_layout_line(item: dict[str, Any]) -> str:
+    """One library the scan recognised (docs/rules.md, ``known_layouts``)."""
+    where = ", ".join(item["namespaces"]) + (", ..." if item["more_namespaces"] else "")
+    return (
+        f"{item['library']}: {item['keys']:,} keys ({item['without_ttl']:,} without TTL) "
+        f"in {where}; {item['note']}"
+    )
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -115,6 +126,10 @@ def to_markdown(report: dict[str, Any]) -> str:
     notes += [f"- partial `{i['rule']}`: {md(i['reason'])}" for i in report["limitations"]]
     if notes:
         out += ["## Not fully checked", "", *notes, ""]
+    known = report.get("known_layouts", [])
+    if known:
+        out += ["## Known layouts (not reported as missing TTLs)", ""]
+        out += [f"- {md(_known_layout_line(item))}" for item in known] + [""]
     if not report["findings"]:
         out += ["No findings.", ""]
     return "\n".join(out)

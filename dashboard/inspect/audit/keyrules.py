@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dashboard.inspect.keyspace.rollup import Fact
+from dashboard.inspect.layouts import LayoutTally
 
 from .findings import Finding, key_text, ns_text
 from .thresholds import AuditConfig
@@ -101,7 +102,12 @@ class MissingTtl(Observer):
     rule = "missing-ttl"
 
     def __init__(
-        self, config: AuditConfig, delimiter: bytes, cap: int, is_lock: Callable[[bytes, str], bool]
+        self,
+        config: AuditConfig,
+        delimiter: bytes,
+        cap: int,
+        is_lock: Callable[[bytes, str], bool],
+        layouts: LayoutTally | None = None,
     ) -> None:
         c = config.of(self.rule)
         self.delimiter = delimiter
@@ -111,12 +117,15 @@ class MissingTtl(Observer):
         self.volatile = frozenset(w.encode().lower() for w in c["volatile_words"])
         self.examples = c["examples"]
         self.is_lock = is_lock
-        self.table = NsTable(cap, lambda: [0, 0, 0, []])  # keys, with, without, examples
+        self.layouts = layouts
+        # keys, with, without, examples, and the same per known library (set aside)
+        self.table = NsTable(cap, lambda: [0, 0, 0, [], {}])
         self._exempt: dict[Namespace, bool] = {}
         self.exempted_keys = 0
 
     def add(self, groups: Groups) -> None:
         exempt_types, is_lock, examples = self.exempt_types, self.is_lock, self.examples
+        page = self.layouts.page if self.layouts is not None else {}
         for ns, facts in groups.items():
             exempt = self._exempt.get(ns)
             if exempt is None:
@@ -127,20 +136,33 @@ class MissingTtl(Observer):
                 self.exempted_keys += len(facts)
                 continue
             state = self.table[ns]
-            for key, kind, ttl, _size, _count in facts:
+            marks = page.get(ns)
+            for i, (key, kind, ttl, _size, _count) in enumerate(facts):
                 if ttl is None or kind in exempt_types or is_lock(key, kind):
                     continue
-                state[0] += 1
+                bucket = state
+                if marks is not None and marks[i] >= 0:  # a known layout's key: set aside
+                    bucket = state[4].get(marks[i]) or state[4].setdefault(marks[i], [0, 0, 0, []])
+                bucket[0] += 1
                 if ttl >= 0:
-                    state[1] += 1
+                    bucket[1] += 1
                 else:
-                    state[2] += 1
-                    if len(state[3]) < examples:
-                        state[3].append(key)
+                    bucket[2] += 1
+                    if len(bucket[3]) < examples:
+                        bucket[3].append(key)
 
     def findings(self) -> list[Finding]:
         out = []
-        for ns, (keys, with_ttl, without, examples) in self.table.items():
+        layouts = self.layouts.layouts if self.layouts is not None else ()
+        present = self.layouts.present() if self.layouts is not None else set()
+        for ns, (keys, with_ttl, without, examples, aside) in self.table.items():
+            known: dict[str, int] = {}
+            for lib, (k, w, wo, ex) in aside.items():
+                if lib in present:  # reported under known_layouts instead
+                    known[layouts[lib].library] = k
+                    continue
+                keys, with_ttl, without = keys + k, with_ttl + w, without + wo
+                examples = examples + ex[: self.examples - len(examples)]
             share = without / keys if keys else 0.0
             if without < max(self.min_keys, 1) or share < self.min_share:
                 continue
@@ -165,6 +187,7 @@ class MissingTtl(Observer):
                         "with_ttl": with_ttl,
                         "share": round(share, 4),
                         "examples": [key_text(k) for k in examples],
+                        **({"known_layout_keys": known} if known else {}),
                     },
                     severity="info" if deliberate else None,
                     weight=without,
@@ -294,39 +317,52 @@ class BigCollection(Observer):
 class NoNamespace(Observer):
     rule = "no-namespace"
 
-    def __init__(self, config: AuditConfig, delimiter: bytes) -> None:
+    def __init__(
+        self, config: AuditConfig, delimiter: bytes, layouts: LayoutTally | None = None
+    ) -> None:
         c = config.of(self.rule)
         self.delimiter, self.min_keys, self.n = delimiter, c["min_keys"], c["examples"]
-        self.keys = self.plain = 0
-        self.examples: list[bytes] = []
+        self.keys = 0
+        self.layouts = layouts
+        # keys without the delimiter and a few examples, per known library (-1: none)
+        self.buckets: dict[int, list[Any]] = {}
 
     def add(self, groups: Groups) -> None:
-        delimiter = self.delimiter
-        for facts in groups.values():
+        delimiter, buckets = self.delimiter, self.buckets
+        page = self.layouts.page if self.layouts is not None else {}
+        for ns, facts in groups.items():
             self.keys += len(facts)
-            for fact in facts:
+            marks = page.get(ns)
+            for i, fact in enumerate(facts):
                 if delimiter not in fact[0]:
-                    self.plain += 1
-                    if len(self.examples) < self.n:
-                        self.examples.append(fact[0])
+                    bucket = buckets.setdefault(marks[i] if marks else -1, [0, []])
+                    bucket[0] += 1
+                    if len(bucket[1]) < self.n:
+                        bucket[1].append(fact[0])
 
     def findings(self) -> list[Finding]:
-        if self.plain < max(self.min_keys, 1):
+        present = self.layouts.present() if self.layouts is not None else set()
+        plain, examples = 0, []
+        for lib, (count, kept) in sorted(self.buckets.items()):  # ordinary keys (-1) first
+            if lib not in present:  # a library not shown to be there: ordinary keys too
+                plain += count
+                examples += kept[: self.n - len(examples)]
+        if plain < max(self.min_keys, 1):
             return []
-        share = self.plain / self.keys
+        share = plain / self.keys
         shown = self.delimiter.decode("utf-8", "backslashreplace")
         return [
             Finding(
                 self.rule,
                 "(root)",
-                f"{self.plain:,} keys ({share:.1%}) have no '{shown}' in their name",
+                f"{plain:,} keys ({share:.1%}) have no '{shown}' in their name",
                 {
-                    "keys": self.plain,
+                    "keys": plain,
                     "share": round(share, 4),
                     "delimiter": shown,
-                    "examples": [key_text(k) for k in self.examples],
+                    "examples": [key_text(k) for k in examples],
                 },
-                weight=self.plain,
+                weight=plain,
             )
         ]
 

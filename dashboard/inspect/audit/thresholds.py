@@ -26,11 +26,12 @@ disable a CI gate.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dashboard.tomlfile import read_toml
 
 from .catalog import RULES, SEVERITIES
 
@@ -146,11 +147,5 @@ def load_config(path: str | Path | None) -> AuditConfig:
     """The configuration in the TOML file ``path`` (defaults when None)."""
     if path is None:
         return AuditConfig()
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigError(f"cannot read audit config {path}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"audit config {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "audit config", ConfigError)
     return config_from_mapping(data, str(path))

@@ -1,12 +1,9 @@
 """Key detail: metadata and a bounded, paged preview of one key of any type.
 
 The dashboard opens keys it *found*, so nothing here may assume a key is small:
-every read is bounded (GETRANGE for strings, HSCAN/SSCAN with COUNT, index windows
-for lists and sorted sets, XRANGE/XREVRANGE with COUNT for streams). There is no
-HGETALL, SMEMBERS, ``LRANGE 0 -1`` or ``XRANGE - +`` without COUNT on this path.
-Collection elements are fetched whole (Redis cannot range inside a hash field or a
-list element) but each page holds at most ``limit`` of them, and each is displayed
-truncated to ``element_bytes`` with its full length.
+every read is bounded, and so is a whole page (:mod:`.preview` reads one page of a
+value within a read budget and a display budget). There is no HGETALL, SMEMBERS,
+``LRANGE 0 -1`` or ``XRANGE - +`` without COUNT on this path.
 
 Metadata comes first and with NOTOUCH commands (TYPE, PTTL, OBJECT, MEMORY USAGE),
 so the idle time shown is the key's, not the effect of the dashboard reading it.
@@ -18,10 +15,9 @@ plain text, never markup: templates escape them. Fields: docs/keydetail.md.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
+from dashboard.deadline import DeadlineExceeded
 from dashboard.inspect.errors import (
     CONNECTION_ERRORS,
     ERRORS,
@@ -29,16 +25,16 @@ from dashboard.inspect.errors import (
     describe_error,
     unreachable,
 )
-from dashboard.keyid import display_bytes, display_key, escape_bytes, key_address
+from dashboard.inspect.keyspace.preview import collection_page, hll_page, string_page
+from dashboard.inspect.live.streamwindows import check_id
+from dashboard.keyid import display_key, key_address
+from dashboard.pool import PoolExhausted
 
 MAX_PAGE = 1000
 MAX_STRING_BYTES = 1024 * 1024
 MAX_ELEMENT_BYTES = 64 * 1024  # shown per element; a page holds at most MAX_PAGE of them
-MAX_STREAM_FIELDS = 64
 KEY_DISPLAY_BYTES = 1024
 _KNOWN_TYPES = {"string", "hash", "set", "zset", "list", "stream"}
-_STREAM_ID = re.compile(r"\d+(-\d+)?|[-+]")
-_HLL_REPRESENTATION = {0: "dense", 1: "sparse"}
 
 
 def _clamp(value: int, low: int, high: int, name: str) -> int:
@@ -53,140 +49,9 @@ def _scan_cursor(cursor: str | int | None) -> int:
     if cursor in (None, ""):
         return 0
     text = str(cursor)
-    if not text.isdigit():
-        raise ValueError(f"cursor must be a non-negative integer, got {text[:40]!r}")
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**64:
+        raise ValueError(f"cursor must be a SCAN cursor (0 to 2**64-1), got {text[:40]!r}")
     return int(text)
-
-
-def _window(offset: int, limit: int, length: int) -> tuple[int, int | None, int | None]:
-    """Absolute start of an index window (negative offsets count from the tail), next, prev."""
-    start = offset if offset >= 0 else max(0, length + offset)
-    nxt = start + limit if start + limit < length else None
-    prev = max(0, start - limit) if start > 0 else None
-    return start, nxt, prev
-
-
-def _looks_binary(data: bytes) -> bool:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A cut at the bound may split the last character: that is still text.
-        if exc.start < len(data) - 3 or exc.reason != "unexpected end of data":
-            return True
-        text = data[: exc.start].decode("utf-8")
-    return any(ord(c) < 32 and c not in "\t\n\r" for c in text)
-
-
-def _pretty_json(data: bytes, bound: int) -> str | None:
-    if data.lstrip()[:1] not in (b"{", b"["):
-        return None
-    try:
-        parsed = json.loads(data)
-    except ValueError:
-        return None
-    pretty = json.dumps(parsed, indent=2, ensure_ascii=False)
-    return pretty if len(pretty) <= 4 * bound else None
-
-
-def _string(client: Any, key: bytes, length: int, offset: int, bound: int) -> dict[str, Any]:
-    offset = max(0, offset)
-    chunk = bytes(client.getrange(key, offset, offset + bound - 1)) if offset < length else b""
-    end = offset + len(chunk)
-    complete = offset == 0 and end >= length
-    binary = _looks_binary(chunk)
-    pretty = None if binary or not complete else _pretty_json(chunk, bound)
-    return {
-        "kind": "string",
-        "offset": offset,
-        "shown_bytes": len(chunk),
-        "truncated": not complete,
-        "format": "binary" if binary else "json" if pretty is not None else "text",
-        "text": escape_bytes(chunk),
-        "json": pretty,
-        "hex": chunk.hex(" ") if binary else None,
-        "next": end if end < length else None,
-    }
-
-
-def _hll(client: Any, key: bytes, header: bytes) -> dict[str, Any]:
-    return {
-        "kind": "hll",
-        "cardinality": int(client.pfcount(key)),
-        "representation": _HLL_REPRESENTATION.get(header[4] if len(header) > 4 else -1),
-        "note": "HyperLogLog: an estimate of unique items (standard error 0.81%); "
-        "its registers are not shown",
-        "next": None,
-    }
-
-
-def _scan(client: Any, kind: str, key: bytes, cursor: int, limit: int, eb: int) -> dict:
-    if kind == "hash":
-        nxt, page = client.hscan(key, cursor, count=limit)
-        items = [
-            {"field": display_bytes(f, eb), "value": display_bytes(v, eb)} for f, v in page.items()
-        ]
-    else:
-        nxt, page = client.sscan(key, cursor, count=limit)
-        items = [{"member": display_bytes(m, eb)} for m in page]
-    return {"kind": kind, "cursor": str(cursor), "items": items, "next": str(nxt) if nxt else None}
-
-
-def _score(score: float) -> dict[str, Any]:
-    finite = score == score and score not in (float("inf"), float("-inf"))
-    return {"score": score if finite else None, "score_text": repr(score)}
-
-
-def _zset(client: Any, key: bytes, length: int, page: dict[str, Any], eb: int) -> dict:
-    start, nxt, prev = _window(page["offset"], page["limit"], length)
-    desc = page["order"] == "desc"
-    rows = client.zrange(key, start, start + page["limit"] - 1, desc=desc, withscores=True)
-    items = [
-        {"rank": start + i, "member": display_bytes(m, eb), **_score(s)}
-        for i, (m, s) in enumerate(rows)
-    ]
-    return {"kind": "zset", "order": page["order"], "offset": start, "items": items,
-            "next": nxt, "prev": prev}  # fmt: skip
-
-
-def _list(client: Any, key: bytes, length: int, page: dict[str, Any], eb: int) -> dict:
-    start, nxt, prev = _window(page["offset"], page["limit"], length)
-    rows = client.lrange(key, start, start + page["limit"] - 1)
-    items = [{"index": start + i, "value": display_bytes(v, eb)} for i, v in enumerate(rows)]
-    return {"kind": "list", "offset": start, "items": items, "next": nxt, "prev": prev}
-
-
-def _entry(entry_id: Any, fields: Any, eb: int) -> dict[str, Any]:
-    if isinstance(fields, dict):
-        pairs = list(fields.items())
-    else:  # a raw flat reply keeps duplicate field names, which streams allow
-        pairs = list(zip(fields[::2], fields[1::2], strict=False))
-    return {
-        "id": escape_bytes(entry_id) if isinstance(entry_id, bytes) else str(entry_id),
-        "fields": [
-            {"field": display_bytes(f, eb), "value": display_bytes(v, eb)}
-            for f, v in pairs[:MAX_STREAM_FIELDS]
-        ],
-        "field_count": len(pairs),
-    }
-
-
-def _stream(client: Any, key: bytes, page: dict[str, Any], eb: int) -> dict[str, Any]:
-    limit, start = page["limit"], page["start"]
-    if page["order"] == "desc":
-        rows = client.xrevrange(key, max=start or "+", min="-", count=limit + 1)
-    else:
-        rows = client.xrange(key, min=start or "-", max="+", count=limit + 1)
-    info = attempt("XINFO STREAM", client.xinfo_stream, key).get("data") or {}
-    last = info.get("last-generated-id")
-    return {
-        "kind": "stream",
-        "order": page["order"],
-        "start": start,
-        "items": [_entry(i, f, eb) for i, f in rows[:limit]],
-        "next": _entry(*rows[limit], eb)["id"] if len(rows) > limit else None,
-        "groups": info.get("groups"),
-        "last_generated_id": escape_bytes(last) if isinstance(last, bytes) else last,
-    }
 
 
 _LENGTH = {"string": "strlen", "hash": "hlen", "set": "scard", "zset": "zcard", "list": "llen",
@@ -211,17 +76,12 @@ def _idle_or_freq(client: Any, key: bytes, out: dict[str, Any], missing: dict[st
         missing["lfu_frequency"] = freq["reason"]
 
 
-def _preview(client: Any, kind: str, key: bytes, length: int, page: dict[str, Any]) -> dict:
-    eb = page["element_bytes"]
+def _preview(client: Any, kind: str, key: bytes, out: dict[str, Any], page: dict) -> dict:
+    length = out["length"] or 0
     if kind == "string":
-        return _string(client, key, length, page["offset"], page["string_bytes"])
-    if kind in ("hash", "set"):
-        return _scan(client, kind, key, page["cursor"], page["limit"], eb)
-    if kind == "zset":
-        return _zset(client, key, length, page, eb)
-    if kind == "list":
-        return _list(client, key, length, page, eb)
-    return _stream(client, key, page, eb)
+        return string_page(client, key, length, page["offset"], page["string_bytes"])
+    hint = out["bytes"] / length if out["bytes"] and length else None
+    return collection_page(client, kind, key, length, page, hint)
 
 
 def key_detail(
@@ -247,8 +107,10 @@ def key_detail(
     key = bytes(key)
     if order not in ("asc", "desc"):
         raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
-    if start is not None and not _STREAM_ID.fullmatch(str(start)):
-        raise ValueError(f"start must be a stream id like 1700000000000-0, got {start!r:.60}")
+    if start is not None and str(start) not in ("-", "+"):
+        if str(start).startswith("("):
+            raise ValueError("start is inclusive here: give an entry id without '('")
+        check_id(str(start), "start")
     page = {
         "cursor": _scan_cursor(cursor),
         "offset": _clamp(offset, -(2**62), 2**62, "offset"),
@@ -268,7 +130,9 @@ def key_detail(
     missing: dict[str, str] = {}
     try:
         raw_type = client.type(key)
-    except CONNECTION_ERRORS as exc:
+    except PoolExhausted:  # the dashboard is busy: say so, not that Redis is down
+        raise
+    except (*CONNECTION_ERRORS, DeadlineExceeded) as exc:  # nothing known: no page
         raise unreachable(exc) from exc
     except ERRORS as exc:
         return {**out, "unavailable": {"type": describe_error("TYPE", exc)}}
@@ -303,11 +167,11 @@ def key_detail(
     if kind == "string":
         header = attempt("GETRANGE", client.getrange, key, 0, 15).get("data") or b""
         if bytes(header).startswith(b"HYLL"):
-            hll = attempt("PFCOUNT", _hll, client, key, bytes(header))
+            hll = attempt("PFCOUNT", hll_page, client, key, bytes(header))
             if hll["available"]:
                 out.update(type="hll", preview={**hll["data"], "available": True})
                 return {**out, "unavailable": missing}
-    shown = attempt(f"{kind} preview", _preview, client, kind, key, out["length"] or 0, page)
+    shown = attempt(f"{kind} preview", _preview, client, kind, key, out, page)
     out["preview"] = (
         {**shown["data"], "available": True}
         if shown["available"]

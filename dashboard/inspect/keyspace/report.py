@@ -13,10 +13,14 @@ from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.scanjob import FAILED, scan_keyspace
 
 
+class ScanFailed(RuntimeError):
+    """The scan stopped on an error (the server went away, a command was refused)."""
+
+
 def gated_client(settings: Settings) -> Any:
     """A client for ``settings.url`` behind the command gate (read-only unless allowed)."""
     options = ConnectionOptions(
-        pool_size=settings.pool_size,
+        pool_size=settings.pool_connections,
         socket_timeout=settings.socket_timeout,
         connect_timeout=settings.connect_timeout,
     )
@@ -34,6 +38,7 @@ def _row(node: dict[str, Any]) -> dict[str, Any]:
         "with_ttl": node["ttl"]["with_ttl"],
         "without_ttl": node["ttl"]["without_ttl"],
         "ttl_coverage": round(node["ttl"]["with_ttl"] / known, 4) if known else None,
+        "owner": node.get("owner"),
     }
 
 
@@ -46,7 +51,7 @@ def keyspace_report(settings: Settings) -> dict[str, Any]:
     finally:
         client.close()
     if snap["state"] == FAILED or snap["result"] is None:
-        raise RuntimeError(f"scan failed: {snap['error']}")
+        raise ScanFailed(f"scan failed: {snap['error']}")
     result = snap["result"]
     tree = result["tree"]
     return {
@@ -59,6 +64,7 @@ def keyspace_report(settings: Settings) -> dict[str, Any]:
         "totals": {
             "keys": tree["keys"],
             "bytes": tree["bytes"],
+            "bytes_unavailable": tree["bytes_unavailable"],
             "namespaces": result["namespaces"],
             "folded_keys": result["folded_keys"],
             "with_ttl": tree["ttl"]["with_ttl"],
@@ -69,7 +75,9 @@ def keyspace_report(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _human(size: float) -> str:
+def _human(size: float | None) -> str:
+    if size is None:  # MEMORY USAGE unavailable: unknown, not zero
+        return "unknown"
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -82,10 +90,12 @@ def keyspace_text(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines = [
         f"{report['url']}: {report['scanned_keys']:,} keys scanned in "
-        f"{report['duration_s']:.2f} s ({report['path']} path)"
+        f"{report['duration_s']:.2f} s"
+        + (f" ({report['path']} path)" if report["path"] else " (empty database)")
         + (" — ESTIMATE from a sample" if report["estimated"] else ""),
         f"total: {t['keys']:,} keys, {_human(t['bytes'])}, {t['namespaces']:,} namespaces, "
         f"{t['without_ttl']:,} keys without TTL",
+        *([f"memory unknown: {t['bytes_unavailable']}"] if t.get("bytes_unavailable") else []),
         "",
         f"{'namespace':<40} {'keys':>10} {'memory':>10} {'TTL %':>6}  types",
     ]
@@ -93,6 +103,7 @@ def keyspace_text(report: dict[str, Any]) -> str:
         name = "  " * max(row["depth"] - 1, 0) + row["namespace"]
         cov = "-" if row["ttl_coverage"] is None else f"{row['ttl_coverage'] * 100:.0f}"
         types = ", ".join(f"{k} {v:,}" for k, v in row["types"].items())
+        types += f"  [{row['owner']}]" if row["owner"] else ""
         lines.append(
             f"{name[:40]:<40} {row['keys']:>10,} {_human(row['bytes']):>10} {cov:>6}  {types}"
         )

@@ -25,11 +25,13 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from dashboard.inspect.layouts import LayoutTally
 from dashboard.keyid import display_key, encode_key, key_address
 
 TTL_BUCKETS = ("<1m", "<1h", "<1d", "<7d", ">=7d", "none", "unknown")
 _TTL_LIMITS_MS = (60_000, 3_600_000, 86_400_000, 604_800_000)
 _NONE, _UNKNOWN = 5, 6
+NO_SIZES = "MEMORY USAGE gave no size for these keys"
 _WORD_CACHE = 65_536
 MAX_SEGMENT_BYTES = 64
 
@@ -190,6 +192,9 @@ class Rollup:
         self.other = Stats()
         self.folded_keys = 0
         self._words: dict[bytes, bool] = {}
+        self.layouts = LayoutTally(delimiter, max_namespaces)  # each node's ``owner``
+        # Why no key could be sized (MEMORY USAGE refused or missing), set by the scan.
+        self.bytes_reason: str | None = None
 
     def namespace(self, key: bytes) -> tuple[bytes, ...]:
         """The namespace segments of ``key`` (empty tuple: the root bucket)."""
@@ -227,6 +232,7 @@ class Rollup:
                 group.append(fact)
         for ns, group in groups.items():
             self._stats_for(ns, len(group)).add_many(group, self.top_n)
+            self.layouts.add(ns, group)
 
     def _stats_for(self, ns: tuple[bytes, ...], keys: int) -> Stats:
         stats = self.nodes.get(ns)
@@ -245,6 +251,7 @@ class Rollup:
             self._stats_for(ns, stats.keys).merge(stats, self.top_n)
         self.other.merge(other.other, self.top_n)
         self.folded_keys += other.folded_keys
+        self.layouts.merge(other.layouts)
 
     @property
     def analysed_keys(self) -> int:
@@ -298,6 +305,7 @@ class Rollup:
             "namespaces": len(self.nodes) - 1,
             "folded_keys": self.folded_keys,
             "analysed_keys": grand.keys,
+            "known_layouts": self.layouts.summary(),
             "settings": {
                 "delimiter": display_key(self.delimiter),
                 "depth": self.depth,
@@ -323,6 +331,7 @@ class Rollup:
             return value if factor == 1.0 else round(value * factor)
 
         with_ttl = sum(total.ttl[:_NONE])
+        unknown = _unsized(total)  # no key was sized: the bytes are unknown, not zero
         node: dict[str, Any] = {
             "kind": kind,
             "name": names.get(kind) or display_key(path[-1]),
@@ -330,12 +339,13 @@ class Rollup:
             "id": encode_key(joined) if kind == "namespace" else None,
             "depth": len(path),
             "keys": scale(total.keys),
-            "bytes": scale(total.bytes),
+            "bytes": None if unknown else scale(total.bytes),
+            "bytes_unavailable": (self.bytes_reason or NO_SIZES) if unknown else None,
             "unsized_keys": scale(total.unsized),
             "direct_keys": scale(direct.keys),
-            "direct_bytes": scale(direct.bytes),
+            "direct_bytes": None if _unsized(direct) else scale(direct.bytes),
             "types": {
-                kind_name: {"keys": scale(keys), "bytes": scale(size)}
+                kind_name: {"keys": scale(keys), "bytes": None if unknown else scale(size)}
                 for kind_name, (keys, size) in sorted(
                     total.types.items(), key=lambda item: (-item[1][1], -item[1][0], item[0])
                 )
@@ -351,8 +361,20 @@ class Rollup:
         }
         if kind == "other":
             node["folded_keys"] = scale(self.folded_keys)
+        node["owner"] = self._owner(kind, path, direct, children)
         node["children"] = _sorted(children)
         return node
+
+    def _owner(
+        self, kind: str, path: tuple[bytes, ...], direct: Stats, children: list[dict[str, Any]]
+    ) -> str | None:
+        """The library whose known layout every key of the node belongs to (layouts.py)."""
+        owners = [child["owner"] for child in children]
+        if kind in ("namespace", "root") and direct.keys:
+            owners.append(self.layouts.owner(path, direct.keys))
+        if kind == "other" or not owners or any(o != owners[0] for o in owners):
+            return None
+        return owners[0]
 
 
 def _entries(heap: list[_Entry], shown: dict[bytes, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -376,9 +398,16 @@ def _entries(heap: list[_Entry], shown: dict[bytes, dict[str, Any]]) -> list[dic
     return out
 
 
+def _unsized(stats: Stats) -> bool:
+    """True when keys were counted but none of them could be sized."""
+    return bool(stats.keys) and stats.unsized >= stats.keys
+
+
 def _sorted(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {"namespace": 0, "root": 1, "other": 2}
-    return sorted(nodes, key=lambda d: (order[d["kind"]], -d["bytes"], -d["keys"], d["name"]))
+    return sorted(
+        nodes, key=lambda d: (order[d["kind"]], -(d["bytes"] or 0), -d["keys"], d["name"])
+    )
 
 
 def iter_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

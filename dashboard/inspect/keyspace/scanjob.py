@@ -91,6 +91,7 @@ class ScanJob:
         self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.state = IDLE
         self.error: str | None = None
+        self.last_exception: BaseException | None = None  # what ended the last run, for callers
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.duration = 0.0
@@ -177,6 +178,7 @@ class ScanJob:
             with self._lock:
                 self.duration += self._monotonic() - began
                 self.state = FAILED
+                self.last_exception = exc
                 self.error = (
                     describe_error("keyspace scan", exc)
                     if isinstance(exc, ERRORS)
@@ -333,6 +335,8 @@ class ScanJob:
         done = self._plan.done
         estimated = any(not p.scanner.done for p in done)
         factor = factor_of(done) if estimated else 1.0
+        reasons = {p.scanner.memory_reason for p in done} - {None}
+        self._plan.committed.bytes_reason = "; ".join(sorted(reasons)) or None
         return {
             **self._plan.committed.to_json(factor),
             "estimated": estimated,

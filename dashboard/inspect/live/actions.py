@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from dashboard.inspect.live import ownership
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
 from dashboard.inspect.live.foreign import lock_layout
 from dashboard.keyid import display_key
@@ -47,6 +48,18 @@ def _claim(detectors: Detectors, kind: str, key: bytes) -> Claim:
     return claim
 
 
+def _lock_claim(client: Any, detectors: Detectors, key: bytes) -> tuple[Claim, bool]:
+    """The lock claim for ``key`` and whether our layer wrote it (from the evidence in
+    Redis, live/ownership.py; a name alone does not make a lock ours)."""
+    claim = _claim(detectors, LOCK, key)
+    ours, others = ownership.resolve(client, [claim])
+    if not ours:
+        claim = next((c for c in others if c.key == key), claim)
+    if claim.key != key:
+        raise ActionError(404, f"{display_key(key)} is a lock's companion, not the lock")
+    return claim, bool(ours)
+
+
 def _token(client: Any, key: bytes) -> bytes:
     """The lock's current token; ActionError when it is not held or not a lock."""
     pipe = client.pipeline(transaction=False)
@@ -62,14 +75,12 @@ def _token(client: Any, key: bytes) -> bytes:
 
 def prepare_release(client: Any, detectors: Detectors, key: bytes) -> dict[str, Any]:
     """What a force-release would release, and the code that confirms it."""
-    claim = _claim(detectors, LOCK, key)
-    if claim.key != key:
-        raise ActionError(404, f"{display_key(key)} is a lock's companion, not the lock")
+    claim, ours = _lock_claim(client, detectors, key)
     token = _token(client, key)
     return {
         "key": display_key(key),
         "resource": claim.subject,
-        "layout": lock_layout(claim, key, token),
+        "layout": "dashboard" if ours else lock_layout(claim, key, token),
         "holder": short_token(token),
         "ttl_remaining_ms": client.pttl(key),
         "confirm": fingerprint(key, token),
@@ -78,12 +89,12 @@ def prepare_release(client: Any, detectors: Detectors, key: bytes) -> dict[str, 
 
 def release_lock(client: Any, detectors: Detectors, key: bytes, confirm: str) -> dict[str, Any]:
     """Delete the lock if its holder is still the one confirmed."""
-    claim = _claim(detectors, LOCK, key)
+    _, ours = _lock_claim(client, detectors, key)
     token = _token(client, key)
     shown = display_key(key)
     if fingerprint(key, token) != confirm:
         raise ActionError(409, f"lock {shown} changed hands since you confirmed: not released")
-    resource = parse_lock_key(key) if claim.reader == "ours-lock" else None
+    resource = parse_lock_key(key) if ours else None
     if resource is not None:  # our layer: its release script also ends the holder's stats
         done = _LOCK_RELEASE(client, keys=[key, info_key(resource)], args=[token, INFO_TTL_MS])
     else:

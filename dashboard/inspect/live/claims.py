@@ -40,6 +40,9 @@ class Claim:
     window_ms: int | None = None
     companions: tuple[bytes, ...] = ()  # more keys of the same state (a reset deletes them)
     score_ms: float = 1.0  # sorted-set logs: one score unit in ms
+    # A name in our lock layout is only a candidate (live/ownership.py): when Redis shows
+    # no companion of ours, each key found for it is read as these claims instead.
+    fallback: tuple[Claim, ...] = ()
 
 
 def glob_regex(pattern: str) -> re.Pattern[bytes]:

@@ -9,7 +9,10 @@ layouts) and the pattern modules' read sides (our own layout).
 Built in, in claim order (the first detector that claims a key wins):
 
 * ``dashboard`` ratelimits ``ratelimit:<name>:<algo>:<limit>:<window_ms>:{<id>}`` and
-  locks ``lock:{<resource>}`` (+ its ``:info`` stats hash): ``dashboard.patterns``.
+  locks ``lock:{<resource>}`` (+ its ``:fence`` and ``:info``): ``dashboard.patterns``.
+  A lock name alone proves nothing (redis-py and python-redis-lock can write
+  ``lock:{x}`` too), so such a claim is a candidate that carries a ``fallback``: how
+  the key reads if Redis holds no companion of ours (``live/ownership.py`` decides).
 * user patterns from the TOML file (``detectors_file``), see :func:`load_user_patterns`.
 * ``limits`` (the library behind Flask-Limiter), Redis storage, prefix ``LIMITS``:
   fixed and moving window ``LIMITS:<namespace>/<ids...>/<amount>/<multiples>/<granularity>``
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from dashboard.inspect.live.claims import (
@@ -93,9 +97,16 @@ def _claim_ours_limiter(key: bytes) -> Claim | None:
     )
 
 
+_COMPANIONS = (b"}:info", b"}:fence")
+
+
 def _claim_ours_lock(key: bytes) -> Claim | None:
-    """``lock:{r}`` and its ``lock:{r}:info`` stats both stand for resource ``r``."""
-    base = key[: -len(b":info")] if key.endswith(b"}:info") else key
+    """``lock:{r}``, ``lock:{r}:fence`` and ``lock:{r}:info`` are candidates for our
+    layout's resource ``r`` (the lock key is what the claim reads)."""
+    base = key
+    for suffix in _COMPANIONS:
+        if key.endswith(suffix):
+            base = key[: -len(suffix) + 1]
     resource = parse_lock_key(base)
     if resource is None:
         return None
@@ -201,11 +212,19 @@ class Detectors:
     def claim(self, kind: str, key: bytes | str) -> Claim | None:
         """The first detector's reading of ``key`` for ``kind``, or None."""
         key = key.encode("utf-8") if isinstance(key, str) else bytes(key)
-        first = _claim_ours_limiter(key) if kind == RATELIMIT else _claim_ours_lock(key)
-        if first is not None:
-            return first
-        if kind == LOCK and key.startswith(b"lock:{"):
-            return None  # our companions (":fence", stats of a malformed resource)
+        if kind == RATELIMIT:
+            return _claim_ours_limiter(key) or self._claim_other(kind, key)
+        candidate = _claim_ours_lock(key)
+        other = self._claim_other(kind, key)
+        if candidate is None:
+            return other
+        # Found under our name; if Redis shows it is not ours, it is the string lock it
+        # is (the search found it, so it is shown even when no lock glob covers it).
+        fallback = other or lock_claim(key, "string lock", key[len(b"lock:") :])
+        return replace(candidate, fallback=(fallback,))
+
+    def _claim_other(self, kind: str, key: bytes) -> Claim | None:
+        """User patterns, then ``limits`` or the generic string-lock globs."""
         for pattern in self.user:
             if pattern.kind == kind and (found := pattern.claim(key)) is not None:
                 return found
@@ -217,3 +236,11 @@ class Detectors:
             if (match := regex.fullmatch(key)) is not None:
                 return lock_claim(key, "string lock", star_part(match))
         return None
+
+    @staticmethod
+    def why_not(kind: str, key: bytes) -> str:
+        """Why a key the search found is not shown (it matched a glob, no layout)."""
+        if kind == LOCK and key.startswith(SIGNAL_PREFIX):
+            return "python-redis-lock's wake-up list, not a lock"
+        what = "rate-limit" if kind == RATELIMIT else "lock"
+        return f"matches a search glob but no {what} layout reads this name"

@@ -23,7 +23,7 @@ from dashboard.patterns.locks import short_token
 MAX_LIST = 512  # moving-window timestamps fetched in one LRANGE
 COUNTER_BYTES = 32  # a counter is at most 20 digits: GETRANGE 0 31 reads all of it
 TOKEN_BYTES = 128  # enough of a lock token to recognise and shorten it
-_REDIS_PY_TOKEN = re.compile(rb"[0-9a-f]{32}")  # uuid1().hex
+_REDIS_PY_TOKEN = re.compile(rb"[0-9a-f]{12}1[0-9a-f]{3}[89ab][0-9a-f]{15}")  # uuid1().hex
 _PYTHON_REDIS_LOCK_TOKEN = re.compile(rb"[A-Za-z0-9+/]{24}")  # b64encode(urandom(18))
 
 
@@ -277,8 +277,11 @@ def lock_entry(claim: Claim, **fields: Any) -> dict[str, Any]:
     return entry
 
 
-def read_locks(client: Any, claims: list[Claim]) -> list[tuple[Claim, dict[str, Any]]]:
-    """Holder, lease left and the no-TTL flag of string locks on one node."""
+def read_locks(
+    client: Any, claims: list[Claim], skipped: list[tuple[bytes, str]] | None = None
+) -> list[tuple[Claim, dict[str, Any]]]:
+    """Holder, lease left and the no-TTL flag of string locks on one node; a key that
+    is not a string (a hash or list under a lock glob) goes to ``skipped`` with why."""
     pipe = client.pipeline(transaction=False)
     for claim in claims:
         key = claim.key
@@ -290,10 +293,13 @@ def read_locks(client: Any, claims: list[Claim]) -> list[tuple[Claim, dict[str, 
         if isinstance(kind, Exception):
             out.append((claim, lock_entry(claim, problem=f"cannot read: {kind}")))
             continue
-        if _str(kind) != "string" or not isinstance(token, bytes) or not token:
-            continue  # vanished, or a hash/list that merely matches a lock glob
         pttl = pttl if isinstance(pttl, int) else -2
-        if pttl == -2:
+        if _str(kind) == "none" or pttl == -2:
+            continue  # gone since the search found it
+        if _str(kind) != "string" or not isinstance(token, bytes) or not token:
+            if skipped is not None:
+                what = f"a {_str(kind)}" if _str(kind) != "string" else "an empty string"
+                skipped.append((claim.key, f"holds {what}, not a lock token"))
             continue
         out.append(
             (

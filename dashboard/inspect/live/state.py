@@ -19,11 +19,12 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from dashboard.inspect.live import foreign
+from dashboard.inspect.errors import CONNECTION_ERRORS
+from dashboard.inspect.live import foreign, ownership
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
 from dashboard.inspect.nodes import node_clients
 from dashboard.keyid import display_key, key_address
-from dashboard.patterns.locks import lock_state, parse_lock_key
+from dashboard.patterns.locks import INFO_COUNTERS, lock_state, parse_lock_key
 from dashboard.patterns.ratelimit import limiter_state
 
 
@@ -34,9 +35,21 @@ class _Walk:
 
 
 class KeySearch:
-    """Rolling, bounded discovery of one kind of key (one per app and kind)."""
+    """Rolling, bounded discovery of one kind of key (one per app and kind).
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    A complete pass is repeated only after ``max(min_rescan_s, RESCAN_FACTOR x its
+    duration)``: in between, the keys found are re-read but the keyspace is not walked
+    again, so a big keyspace costs SCAN time only a small share of the time.
+    """
+
+    RESCAN_FACTOR = 5
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, min_rescan_s: float = 2.0
+    ) -> None:
+        self.min_rescan_s = min_rescan_s
+        self._pass_started: float | None = None
+        self._pass_ended: float | None = None
         self._lock = threading.Lock()
         self._signature: tuple[Any, ...] = ()
         self._walks: dict[tuple[str, str], _Walk] = {}
@@ -62,9 +75,10 @@ class KeySearch:
             signature = (tuple(a for a, _ in nodes), tuple(patterns))
             if signature != self._signature:
                 self._signature, self._walks, self._known = signature, {}, {}
-            if all(w.done for w in self._walks.values()):
+            if all(w.done for w in self._walks.values()) and self._rescan_due():
                 self._walks = {(a, p): _Walk() for a, _ in nodes for p in patterns}
                 self._pass, self._capped = {}, False
+                self._pass_started = self.clock()
             conns = dict(nodes)
             examined = calls = 0
             pending = [k for k, w in self._walks.items() if not w.done]
@@ -73,6 +87,8 @@ class KeySearch:
                     walk = self._walks[(address, pattern)]
                     try:
                         cursor, keys = conns[address].scan(walk.cursor, match=pattern, count=count)
+                    except CONNECTION_ERRORS:
+                        raise  # the walk keeps its cursor; the observer keeps the last reading
                     except RedisError as exc:
                         errors.append(f"SCAN MATCH {pattern} on {address}: {exc}")
                         walk.done = True
@@ -84,8 +100,9 @@ class KeySearch:
                         break
                 pending = [k for k, w in self._walks.items() if not w.done]
             complete = not pending
-            if complete:
+            if complete and calls:
                 self._known, self.passes = dict(self._pass), self.passes + 1
+                self._pass_ended = self.clock()
                 found = self._known
             else:
                 found = dict(list({**self._known, **self._pass}.items())[:max_keys])
@@ -102,6 +119,17 @@ class KeySearch:
                 "errors": errors,
             }
         return found, report
+
+    def expire(self) -> None:
+        """Start a new pass at the next advance (an explicit refresh asks for it)."""
+        with self._lock:
+            self._pass_ended = None
+
+    def _rescan_due(self) -> bool:
+        if self._pass_started is None or self._pass_ended is None:
+            return True
+        took = self._pass_ended - self._pass_started
+        return self.clock() - self._pass_ended >= max(self.min_rescan_s, self.RESCAN_FACTOR * took)
 
     def _add(self, keys: list[bytes], address: str, max_keys: int) -> None:
         for key in keys:
@@ -138,17 +166,35 @@ def _cap_reason(complete: bool, capped: bool, examined: int, max_keys: int) -> s
     return None
 
 
-def _claims(detectors: Detectors, kind: str, found: dict[bytes, str]) -> dict[str, list[Claim]]:
-    """Claims per node, one per piece of state (a lock and its stats hash are one)."""
-    seen: set[bytes] = set()
-    by_node: dict[str, list[Claim]] = {}
+Skipped = list[tuple[bytes, str]]  # keys the search found that are not shown, and why
+MAX_SKIPPED_SHOWN = 10
+
+
+def _claims(
+    detectors: Detectors, kind: str, found: dict[bytes, str], skipped: Skipped
+) -> dict[str, list[Claim]]:
+    """Claims per node, one per piece of state (a lock and its companions are one
+    candidate, whose fallbacks remember every key found for it)."""
+    by_node: dict[str, dict[bytes, Claim]] = {}
     for key, address in found.items():
         claim = detectors.claim(kind, key)
-        if claim is None or claim.key in seen:
+        if claim is None:
+            skipped.append((key, detectors.why_not(kind, key)))
             continue
-        seen.add(claim.key)
-        by_node.setdefault(address, []).append(claim)
-    return by_node
+        claims = by_node.setdefault(address, {})
+        known = claims.get(claim.key)
+        claims[claim.key] = claim if known is None else ownership.merge(known, claim)
+    return {address: list(claims.values()) for address, claims in by_node.items()}
+
+
+def _skipped_report(skipped: Skipped) -> dict[str, Any]:
+    return {
+        "keys": len(skipped),
+        "examples": [
+            {"key": display_key(key), "id": key_address(key), "reason": reason}
+            for key, reason in skipped[:MAX_SKIPPED_SHOWN]
+        ],
+    }
 
 
 def _stamp(entry: dict[str, Any], claim: Claim, address: str) -> dict[str, Any]:
@@ -170,7 +216,7 @@ def _server_ms(conn: Any) -> int:
 Read = list[tuple[Claim, dict[str, Any]]]
 
 
-def _read_limiters(conn: Any, claims: list[Claim]) -> Read:
+def _read_limiters(conn: Any, claims: list[Claim], skipped: Skipped) -> Read:
     out = []
     for claim in (c for c in claims if c.reader == "ours"):
         state = limiter_state(conn, claim.key)
@@ -183,27 +229,39 @@ def _read_limiters(conn: Any, claims: list[Claim]) -> Read:
     return out
 
 
-def _read_locks(conn: Any, claims: list[Claim]) -> Read:
+_NOT_RECORDED = (
+    "its holder is not the one our :info recorded: code other than dashboard.patterns.locks "
+    "wrote this key"
+)
+
+
+def _read_locks(conn: Any, claims: list[Claim], skipped: Skipped) -> Read:
+    """Our candidates with evidence via ``lock_state``; every other key as a string lock."""
+    ours, others = ownership.resolve(conn, claims)
     out = []
-    for claim in (c for c in claims if c.reader == "ours-lock"):
+    for claim, evidence in ours:
         state = lock_state(conn, parse_lock_key(claim.key) or b"?")
-        if state["held"] or state["attempts"]:
-            state["layout"] = "dashboard"
-            out.append((claim, state))
-    others = [c for c in claims if c.reader != "ours-lock"]
+        if evidence == "fence":  # the stats hash expired: its counters are unknown, not 0
+            state.update(dict.fromkeys(INFO_COUNTERS), avg_hold_ms=None)
+        if not (state["held"] or state["attempts"]):  # e.g. only the fence is left
+            found = [c.key for c in claim.fallback] or [claim.key]
+            skipped += [(key, "our layer's idle lock: no holder and no stats") for key in found]
+            continue
+        state["layout"] = "dashboard"
+        if state["held"] and state["fence"] is None and not state["problem"]:
+            state["problem"] = _NOT_RECORDED
+        out.append((claim, state))
     if others:
-        out += foreign.read_locks(conn, others)
+        out += foreign.read_locks(conn, others, skipped)
     return out
 
 
-def _collect(
-    client: Any,
-    settings: Any,
-    search: KeySearch,
-    detectors: Detectors,
-    kind: str,
-    q: str,
-) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+def read_live(
+    client: Any, settings: Any, search: KeySearch, detectors: Detectors, kind: str
+) -> dict[str, Any]:
+    """One refresh of ``kind`` (ratelimit or lock): advance the search, read every claimed
+    key on its node. The observer calls this once per cadence, whoever is watching;
+    :func:`ratelimit_view` and :func:`lock_view` shape the result for a page."""
     nodes = [(address, conn) for address, _, conn in node_clients(client)]
     found, report = search.advance(
         nodes,
@@ -216,16 +274,30 @@ def _collect(
     reader = _read_limiters if kind == RATELIMIT else _read_locks
     entries: list[dict[str, Any]] = []
     conns = dict(nodes)
-    for address, claims in _claims(detectors, kind, found).items():
+    skipped: Skipped = []
+    for address, claims in _claims(detectors, kind, found, skipped).items():
         try:
-            entries += [_stamp(s, c, address) for c, s in reader(conns[address], claims)]
+            read = reader(conns[address], claims, skipped)
+            entries += [_stamp(s, c, address) for c, s in read]
+        except CONNECTION_ERRORS:
+            raise  # a reading with a node missing is not "nothing there"
         except RedisError as exc:
             errors.append(f"reading {len(claims)} keys on {address}: {exc}")
+    report["skipped"] = _skipped_report(skipped)
+    if kind == LOCK:
+        search.seen_ms([e for e in entries if e["held"]])
+    layouts = detectors.layouts(kind)
+    return {"entries": entries, "search": report, "errors": errors, "layouts": layouts}
+
+
+_FILTER_FIELDS = ("limiter", "identity", "resource", "key", "layout")
+
+
+def _matching(entries: list[dict[str, Any]], q: str) -> list[dict[str, Any]]:
     needle = q.strip().lower()
-    if needle:
-        fields = ("limiter", "identity", "resource", "key", "layout")
-        entries = [e for e in entries if any(needle in str(e.get(f, "")).lower() for f in fields)]
-    return entries, report, errors
+    if not needle:
+        return list(entries)
+    return [e for e in entries if any(needle in str(e.get(f, "")).lower() for f in _FILTER_FIELDS)]
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
@@ -236,11 +308,11 @@ def _usage(entry: dict[str, Any]) -> float:
     return entry["used"] / entry["limit"] if entry.get("limit") else 0.0
 
 
-def ratelimit_view(
-    client: Any, settings: Any, search: KeySearch, detectors: Detectors, q: str = ""
-) -> dict[str, Any]:
-    """Everything ``/ratelimits`` shows: limiters with their identities, top consumers."""
-    entries, report, errors = _collect(client, settings, search, detectors, RATELIMIT, q)
+def ratelimit_view(reading: dict[str, Any], settings: Any, q: str = "") -> dict[str, Any]:
+    """Everything ``/ratelimits`` shows, from one :func:`read_live` reading: limiters
+    with their identities, top consumers. ``q`` filters (no Redis call)."""
+    entries = [dict(e) for e in _matching(reading["entries"], q)]
+    report, errors = reading["search"], reading["errors"]
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for e in entries:
         gid = (e["layout"], e["limiter"], e["algorithm"], e["limit"], e["window_ms"])
@@ -268,20 +340,19 @@ def ratelimit_view(
         },
         "search": report,
         "errors": errors,
-        "layouts": detectors.layouts(RATELIMIT),
+        "layouts": reading["layouts"],
         "q": q,
         "live": bool(entries) or not report["complete"],
         "allow_writes": settings.allow_writes,
     }
 
 
-def lock_view(
-    client: Any, settings: Any, search: KeySearch, detectors: Detectors, q: str = ""
-) -> dict[str, Any]:
-    """Everything ``/locks`` shows: held locks (flagged first) and idle ones with stats."""
-    entries, report, errors = _collect(client, settings, search, detectors, LOCK, q)
+def lock_view(reading: dict[str, Any], settings: Any, q: str = "") -> dict[str, Any]:
+    """Everything ``/locks`` shows, from one :func:`read_live` reading: held locks
+    (flagged first) and idle ones with stats. ``q`` filters (no Redis call)."""
+    entries = [dict(e) for e in _matching(reading["entries"], q)]
+    report, errors = reading["search"], reading["errors"]
     held = [e for e in entries if e["held"]]
-    search.seen_ms(held)
     for e in held:
         flags = (("held forever", e["held_forever"]), ("unusually long", e["unusually_long"]))
         e["flags"] = [flag for flag, on in flags if on]
@@ -299,7 +370,7 @@ def lock_view(
         },
         "search": report,
         "errors": errors,
-        "layouts": detectors.layouts(LOCK),
+        "layouts": reading["layouts"],
         "q": q,
         "live": bool(held) or not report["complete"],
         "allow_writes": settings.allow_writes,

@@ -10,11 +10,13 @@
   flag. It fills while someone looks (each /streams or /stream render samples).
 * :func:`stream_summary` is one stream as the pages show it: :func:`stream_state`
   plus memory, trimming, consumer flags and the history.
+
+The detail page's bounded windows (entries, pending entries, id checks) are in
+:mod:`.streamwindows`, re-exported here.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -23,10 +25,23 @@ from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from redis.exceptions import NoPermissionError
+
 from dashboard.connection import is_cluster
+from dashboard.deadline import DeadlineExceeded
 from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, attempt, describe_error
+from dashboard.inspect.live.streamwindows import (
+    ENTRY_ID,
+    FIELDS_SHOWN,
+    MAX_ID_PART,
+    MAX_WINDOW,
+    check_id,
+    entries_window,
+    pending_window,
+    raw_name,
+)
 from dashboard.inspect.nodes import node_clients as _node_clients
-from dashboard.keyid import display_bytes, display_key, key_address
+from dashboard.keyid import display_key, key_address
 from dashboard.patterns.streams import GroupState, StreamStateError, stream_state
 
 GROWING_WINDOW = 5  # samples: lag rose over all of them -> "growing"
@@ -71,6 +86,7 @@ class StreamFinder:
         self._node_clients = node_clients
         self._lock = threading.Lock()
         self._state: OrderedDict[str, tuple[_Sweep | None, _Sweep | None]] = OrderedDict()
+        self._expired: set[str] = set()
 
     def find(self, match: str = "*") -> dict[str, Any]:
         """Advance the sweep for ``match`` by one bounded round; what is known so far.
@@ -86,10 +102,19 @@ class StreamFinder:
             last, current = self._state.get(match, (None, None))
             return self._snapshot(match, last, current)
 
+    def expire(self) -> None:
+        """Let the next :meth:`find` start a new sweep (an explicit refresh asks for it)."""
+        with self._lock:
+            self._expired = set(self._state)
+
     def _advance(self, match: str) -> None:
         last, current = self._state.pop(match, (None, None))
         now = self._clock()
-        if current is None and (last is None or now - last.finished >= self._rescan_after(last)):
+        expired = match in self._expired
+        self._expired.discard(match)
+        if current is None and (
+            last is None or expired or now - last.finished >= self._rescan_after(last)
+        ):
             nodes = {address: conn for address, _, conn in self._node_clients(self.client)}
             current = _Sweep(cursors=dict.fromkeys(nodes, 0), conns=nodes, started=now)
         if current is not None:
@@ -245,12 +270,14 @@ def stream_summary(
     base: dict[str, Any] = {"key": display_key(key), "id": address, "node": node, "error": None}
     try:
         state = stream_state(client, key)
-    except CONNECTION_ERRORS:
+    except (*CONNECTION_ERRORS, DeadlineExceeded):  # the page as a whole cannot be read
         raise
     except StreamStateError as exc:
-        return {**base, "error": str(exc), "groups": []}
+        refused = exc.__cause__ if isinstance(exc.__cause__, NoPermissionError) else None
+        error = describe_error("the stream", refused) if refused else str(exc)
+        return {**base, "error": error, "groups": []}
     except ERRORS as exc:
-        return {**base, "error": describe_error("XINFO", exc), "groups": []}
+        return {**base, "error": describe_error("the stream", exc), "groups": []}
     if not state.exists:
         return None
     memory = attempt("MEMORY USAGE", client.memory_usage, key)
@@ -282,115 +309,18 @@ def totals(streams: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# --- stream detail: bounded windows -------------------------------------------------------
-
-ENTRY_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
-MAX_WINDOW = 500
-FIELDS_SHOWN = 20
-_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2}|u[0-9a-f]{4})")
-
-
-def raw_name(display: str) -> bytes:
-    """The bytes behind a :func:`display_key` text shown in full (``limit=None``).
-
-    Group and consumer names come to the pages as display text; actions need the
-    exact bytes back. The escaping is unambiguous, so this undoes it.
-    """
-    out = bytearray()
-    pos = 0
-    for match in _ESCAPE.finditer(display):
-        out += display[pos : match.start()].encode("utf-8")
-        code = match.group(1)
-        if code == "\\":
-            out += b"\\"
-        elif code[0] == "x":
-            out.append(int(code[1:], 16))
-        else:
-            out += chr(int(code[1:], 16)).encode("utf-8")
-        pos = match.end()
-    out += display[pos:].encode("utf-8")
-    return bytes(out)
-
-
-def check_id(value: str, what: str = "id") -> str:
-    """A stream id (``ms`` or ``ms-seq``), optionally ``(``-prefixed (exclusive)."""
-    bare = value[1:] if value.startswith("(") else value
-    if not ENTRY_ID.fullmatch(bare):
-        raise ValueError(f"{what} must be a stream id like 1700000000000-0, got {value[:40]!r}")
-    return value
-
-
-def _sid(value: bytes | str) -> str:
-    return value.decode("ascii") if isinstance(value, bytes) else value
-
-
-def _entry(raw_id: Any, fields: dict[Any, Any] | None) -> dict[str, Any]:
-    entry_id = _sid(raw_id)
-    pairs = list((fields or {}).items())
-    return {
-        "id": entry_id,
-        "time_ms": int(entry_id.partition("-")[0]),
-        "fields": [
-            {"name": display_bytes(bytes(n), 128), "value": display_bytes(bytes(v), 512)}
-            for n, v in pairs[:FIELDS_SHOWN]
-        ],
-        "more_fields": max(0, len(pairs) - FIELDS_SHOWN),
-    }
-
-
-def entries_window(
-    client: Any, key: bytes, *, start: str | None = None, order: str = "asc", limit: int = 50
-) -> dict[str, Any]:
-    """One page of entries (XRANGE/XREVRANGE with COUNT), and where the next page starts."""
-    if order not in ("asc", "desc"):
-        raise ValueError("order must be asc or desc")
-    limit = max(1, min(limit, MAX_WINDOW))
-    if start:
-        check_id(start, "start")
-    if order == "asc":
-        rows = client.xrange(key, min=start or "-", max="+", count=limit + 1)
-    else:
-        rows = client.xrevrange(key, max=start or "+", min="-", count=limit + 1)
-    more = len(rows) > limit
-    items = [_entry(i, f) for i, f in rows[:limit]]
-    return {
-        "order": order,
-        "start": start,
-        "limit": limit,
-        "items": items,
-        "next": f"({items[-1]['id']}" if more and items else None,
-    }
-
-
-def pending_window(
-    client: Any,
-    key: bytes,
-    group: bytes,
-    *,
-    start: str | None = None,
-    consumer: bytes | None = None,
-    limit: int = 50,
-) -> dict[str, Any]:
-    """One page of a group's pending entries (XPENDING extended form with COUNT)."""
-    limit = max(1, min(limit, MAX_WINDOW))
-    if start:
-        check_id(start, "pending start")
-    rows = client.xpending_range(
-        key, group, start or "-", "+", limit + 1, consumername=consumer or None
-    )
-    items = [
-        {
-            "id": _sid(row["message_id"]),
-            "consumer": display_key(row["consumer"], limit=None),
-            "idle_ms": int(row["time_since_delivered"]),
-            "deliveries": int(row["times_delivered"]),
-        }
-        for row in rows[:limit]
-    ]
-    return {
-        "start": start,
-        "limit": limit,
-        "consumer": None if consumer is None else display_key(consumer, limit=None),
-        "items": items,
-        "next": f"({items[-1]['id']}" if len(rows) > limit and items else None,
-    }
+__all__ = [
+    "ENTRY_ID",
+    "FIELDS_SHOWN",
+    "MAX_ID_PART",
+    "MAX_WINDOW",
+    "LagHistory",
+    "StreamFinder",
+    "check_id",
+    "entries_window",
+    "key_client",
+    "pending_window",
+    "raw_name",
+    "stream_summary",
+    "totals",
+]

@@ -126,6 +126,7 @@ class Tail:
             poll_interval=0.2,
             ping_interval=15.0,
             name=f"pubsub-tail-{tail_id}",
+            decode=None,  # a tail shows PAYLOAD_LIMIT bytes of text: parsing JSON is waste
         )
 
     @property

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ from dashboard.inspect.live.claims import (
     star_part,
 )
 from dashboard.keyid import display_key
+from dashboard.tomlfile import read_toml
 
 USER_ALGORITHMS = ("counter", "log")
 SCORE_UNITS = {"s": 1000.0, "ms": 1.0, "us": 0.001}  # one score unit in ms
@@ -155,13 +155,7 @@ def _user_pattern(entry: Any, where: str) -> UserPattern:
 
 def load_user_patterns(path: str) -> list[UserPattern]:
     """The ``[[pattern]]`` tables of a TOML file (see docs/live.md)."""
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except OSError as exc:
-        raise DetectorConfigError(f"detectors file {path}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise DetectorConfigError(f"detectors file {path}: not valid TOML: {exc}") from exc
+    doc = read_toml(path, "detectors file", DetectorConfigError)
     unknown = set(doc) - {"pattern"}
     if unknown:
         raise DetectorConfigError(f"detectors file {path}: unknown table(s) {sorted(unknown)}")

@@ -248,8 +248,27 @@ def _merge_keyspace(panels: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _protocol(conn: Any) -> int:
+    """The RESP version the client's pooled connections speak (redis-py's default varies)."""
+    pool = conn.connection_pool
+    try:
+        connection = pool.get_connection()
+    except TypeError:  # redis-py < 5.3 wants a command name
+        connection = pool.get_connection("HELLO")
+    try:
+        return int(getattr(connection, "protocol", None) or 2)
+    finally:
+        pool.release(connection)
+
+
 def _hello(conn: Any) -> dict[str, Any]:
-    reply = conn.execute_command("HELLO")
+    """HELLO names the server (fakeredis, KeyDB, ...) when INFO is missing.
+
+    Always with the protocol version the connection already speaks: a bare HELLO is a
+    switch to RESP2, which fakeredis applies to that pooled connection while redis-py
+    keeps parsing RESP3, and every later reply on it is misread.
+    """
+    reply = conn.execute_command("HELLO", _protocol(conn))
     if isinstance(reply, list):
         reply = dict(zip(reply[::2], reply[1::2], strict=False))
     return {text(k): text(v) for k, v in reply.items() if k not in (b"modules", "modules")}

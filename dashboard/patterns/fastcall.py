@@ -1,0 +1,193 @@
+"""One script call on one pooled connection, with the retry decided per script.
+
+Why this exists: a pattern call is one EVALSHA, and redis-py (8.x) spends more time
+around it than the server spends running it: every ``execute_command`` borrows a
+connection through the pool's observability hooks, wraps the call in a closure for
+its retry object and records metrics, and on a lost reply it *resends* the command.
+Resending is wrong for a script that is not idempotent (a rate-limit hit would count
+twice). So for a plain ``redis.Redis`` / ``redis.asyncio.Redis`` on a standard
+connection pool, this module borrows an idle connection straight from the pool's
+free list (the same list, lock and limits the pool uses, so ``close()``, the
+command gate and ``max_connections`` keep working), sends EVALSHA (EVAL after
+NOSCRIPT, on the same connection) and reads one reply. ``retry=True`` retries with
+the connection's own retry policy; ``retry=False`` never resends: a lost reply
+raises and the connection is dropped.
+
+Anything else (cluster clients, pipelines, single-connection clients, client-side
+caching, fakeredis, blocking pools) takes redis-py's ordinary path: there the
+client's own retry policy applies, which is why every script that may run there
+either is idempotent or says in its docs what a resend would do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.asyncio.connection import ConnectionPool as AsyncConnectionPool
+from redis.connection import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
+_SYNC_POOLS: set[type] = {ConnectionPool}
+_ASYNC_POOLS: set[type] = {AsyncConnectionPool}
+try:  # Sentinel pools keep the base class's free list; their connections find the primary
+    from redis.asyncio.sentinel import SentinelConnectionPool as _AsyncSentinelPool
+    from redis.sentinel import SentinelConnectionPool as _SentinelPool
+
+    _SYNC_POOLS.add(_SentinelPool)
+    _ASYNC_POOLS.add(_AsyncSentinelPool)
+except ImportError:  # pragma: no cover - every supported redis-py has them
+    pass
+_POOL_ATTRS = ("_available_connections", "_in_use_connections", "_lock")
+
+
+def _eligible(client: Any, pools: set[type], client_type: type) -> bool:
+    pool = getattr(client, "connection_pool", None)
+    return (
+        type(client) is client_type
+        and getattr(client, "connection", None) is None
+        and type(pool) in pools
+        and getattr(pool, "cache", None) is None
+        and all(hasattr(pool, a) for a in _POOL_ATTRS)
+    )
+
+
+def fast_sync(client: Any) -> bool:
+    """True when :func:`call` may borrow ``client``'s connections directly."""
+    return _eligible(client, _SYNC_POOLS, redis.Redis)
+
+
+def fast_async(client: Any) -> bool:
+    """True when :func:`acall` may borrow ``client``'s connections directly."""
+    return _eligible(client, _ASYNC_POOLS, redis.asyncio.Redis)
+
+
+def _evalsha(script: Any, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+def _eval(script: Any, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+    return ("EVAL", script.script, len(keys), *keys, *args)
+
+
+# -- blocking ----------------------------------------------------------------------------
+def _borrow(pool: Any) -> Any:
+    if pool.pid != os.getpid():
+        return pool.get_connection()  # after a fork the pool resets itself there
+    with pool._lock:
+        try:
+            conn = pool._available_connections.pop()
+        except IndexError:
+            conn = None
+        else:
+            pool._in_use_connections.add(conn)
+    return conn if conn is not None else pool.get_connection()
+
+
+def _give_back(pool: Any, conn: Any) -> None:
+    should_reconnect = getattr(conn, "should_reconnect", None)
+    with pool._lock:
+        try:
+            pool._in_use_connections.remove(conn)
+        except KeyError:
+            return
+        if not pool.owns_connection(conn):  # a Sentinel failover or a fork moved on
+            conn.disconnect()
+            return
+        if should_reconnect is not None and should_reconnect():
+            conn.disconnect()
+        pool._available_connections.append(conn)
+
+
+def _once(conn: Any, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    conn.send_command(*_evalsha(script, keys, args))
+    try:
+        return conn.read_response()
+    except NoScriptError:
+        conn.send_command(*_eval(script, keys, args))
+        return conn.read_response()
+
+
+def call(client: Any, script: Any, keys: Sequence[Any], args: Sequence[Any], retry: bool) -> Any:
+    """Run ``script`` on a plain ``redis.Redis`` (see :func:`fast_sync`)."""
+    pool = client.connection_pool
+    conn = _borrow(pool)
+    try:
+        if not retry:
+            try:
+                return _once(conn, script, keys, args)
+            except _LOST:
+                conn.disconnect()
+                raise
+        return conn.retry.call_with_retry(
+            lambda: _once(conn, script, keys, args), lambda _error: conn.disconnect()
+        )
+    except BaseException:
+        conn.disconnect()  # a reply may still be on the wire: never reuse this socket as is
+        raise
+    finally:
+        _give_back(pool, conn)
+
+
+# -- asyncio -----------------------------------------------------------------------------
+async def _connect(pool: Any, conn: Any) -> None:
+    try:
+        await conn.connect()
+    except BaseException:
+        _agive_back(pool, conn)
+        raise
+
+
+def _agive_back(pool: Any, conn: Any) -> None:
+    try:
+        pool._in_use_connections.remove(conn)
+    except KeyError:
+        return
+    pool._available_connections.append(conn)
+
+
+async def _aonce(conn: Any, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    await conn.send_command(*_evalsha(script, keys, args))
+    try:
+        return await conn.read_response()
+    except NoScriptError:
+        await conn.send_command(*_eval(script, keys, args))
+        return await conn.read_response()
+
+
+async def acall(
+    client: Any, script: Any, keys: Sequence[Any], args: Sequence[Any], retry: bool
+) -> Any:
+    """Run ``script`` on a plain ``redis.asyncio.Redis`` (see :func:`fast_async`).
+
+    A task cancelled while waiting for the reply drops the connection (its reply
+    would otherwise be read by the next borrower).
+    """
+    pool = client.connection_pool
+    try:
+        conn = pool._available_connections.pop()  # no await in between: atomic on the loop
+    except IndexError:
+        conn = await pool.get_connection()
+    else:
+        pool._in_use_connections.add(conn)
+        if not conn.is_connected:
+            await _connect(pool, conn)
+    try:
+        if not retry:
+            return await _aonce(conn, script, keys, args)
+
+        async def fail(_error: BaseException) -> None:
+            await conn.disconnect()
+
+        return await conn.retry.call_with_retry(lambda: _aonce(conn, script, keys, args), fail)
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
+    finally:
+        _agive_back(pool, conn)
