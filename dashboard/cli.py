@@ -36,6 +36,8 @@ SCAN_SETTINGS = [
     "scan_target_ms",
     "scan_throttle_ms",
     "scan_sample_keys",
+    "scan_parallel",
+    "scan_from",
     "delimiter",
     "depth",
     "top_n",

@@ -79,6 +79,14 @@ class Settings:
     scan_sample_keys: int = _setting(
         0, "stop after this many keys and extrapolate (0 = scan everything)"
     )
+    scan_parallel: int = _setting(
+        0, "shards (cluster primaries) the scan reads at once; 0 = all, 1 = one after another"
+    )
+    scan_from: str = _setting(
+        "primary",
+        "where the scan reads key facts: primary, replica (never the primaries) or auto "
+        "(a healthy replica per shard, else its primary)",
+    )
     delimiter: str = _setting(":", "namespace delimiter in key names")
     depth: int = _setting(3, "deepest namespace level in the keyspace tree")
     top_n: int = _setting(10, "biggest keys kept per namespace and type")
@@ -229,6 +237,13 @@ class Settings:
             raise SettingsError("scan_throttle_ms and scan_sample_keys cannot be negative")
         if not self.delimiter:
             raise SettingsError("delimiter cannot be empty")
+        if self.scan_parallel < 0:
+            raise SettingsError(f"scan_parallel cannot be negative, got {self.scan_parallel}")
+        if self.scan_from not in ("primary", "replica", "auto"):
+            raise SettingsError(
+                f"scan_from (REDIS_DASHBOARD_SCAN_FROM) must be primary, replica or auto, "
+                f"got {self.scan_from!r}"
+            )
         for name in ("max_streams", "stream_scan_keys", "consumer_dead_ms", "tail_buffer"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")

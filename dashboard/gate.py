@@ -158,7 +158,8 @@ def guarded(connection_class: type, allow_writes: bool) -> type:
             self.socket_connect_timeout = saved
 
     mode = "ReadWrite" if allow_writes else "ReadOnly"
-    cls = type(f"{mode}{connection_class.__name__}", (connection_class,), {"_gated": True})
+    attrs = {"_gated": True, "_allow_writes": allow_writes}  # nodes.pinned_client reads it
+    cls = type(f"{mode}{connection_class.__name__}", (connection_class,), attrs)
     cls._construct_command_packer = _construct_command_packer
     cls.connect = connect
     return cls

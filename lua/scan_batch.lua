@@ -2,36 +2,44 @@
 -- Facts about the keys of one SCAN page, in one round trip, read-only.
 -- KEYS[1..n] keys of one SCAN page (in a cluster: the page's keys of one slot)
 -- ARGV[1] MEMORY USAGE SAMPLES ('' for the server default)
--- returns {elapsed_us, type_1, pttl_1, bytes_1, count_1, type_2, ...}: type 'none' for a key that vanished; bytes nil when MEMORY USAGE is refused; count nil for module types
+-- returns one tab-separated string: elapsed_us, then type, pttl, bytes, count per key; type 'none' and pttl -2 for a key that vanished; '' for bytes when MEMORY USAGE is refused and for count of module types. One string instead of an array: the client parses one reply, not four values per key
 local t0 = redis.call('TIME')
 local samples = ARGV[1]
-local out = {0}
+local out = {''}
 local n = 1
+local function int(x)
+  return string.format('%.0f', x) -- 1e15 stays digits
+end
 for i = 1, #KEYS do
   local kind = redis.call('TYPE', KEYS[i])['ok']
-  local ttl, bytes, count = -2, false, false
+  local ttl, bytes, count = '-2', '', ''
   if kind ~= 'none' then
-    ttl = redis.call('PTTL', KEYS[i])
+    ttl = int(redis.call('PTTL', KEYS[i]))
+    local size
     if samples == '' then
-      bytes = redis.pcall('MEMORY', 'USAGE', KEYS[i])
+      size = redis.pcall('MEMORY', 'USAGE', KEYS[i])
     else
-      bytes = redis.pcall('MEMORY', 'USAGE', KEYS[i], 'SAMPLES', samples)
+      size = redis.pcall('MEMORY', 'USAGE', KEYS[i], 'SAMPLES', samples)
     end
-    if type(bytes) ~= 'number' then
-      bytes = false -- refused (ACL) or unknown: nil for the caller, not a failed batch
+    if type(size) == 'number' then
+      bytes = int(size) -- else refused (ACL) or unknown: '' for the caller, not a failed batch
     end
+    local len
     if kind == 'string' then
-      count = redis.call('STRLEN', KEYS[i])
+      len = redis.call('STRLEN', KEYS[i])
     elseif kind == 'hash' then
-      count = redis.call('HLEN', KEYS[i])
+      len = redis.call('HLEN', KEYS[i])
     elseif kind == 'list' then
-      count = redis.call('LLEN', KEYS[i])
+      len = redis.call('LLEN', KEYS[i])
     elseif kind == 'set' then
-      count = redis.call('SCARD', KEYS[i])
+      len = redis.call('SCARD', KEYS[i])
     elseif kind == 'zset' then
-      count = redis.call('ZCARD', KEYS[i])
+      len = redis.call('ZCARD', KEYS[i])
     elseif kind == 'stream' then
-      count = redis.call('XLEN', KEYS[i])
+      len = redis.call('XLEN', KEYS[i])
+    end
+    if len then
+      count = int(len)
     end
   end
   out[n + 1] = kind
@@ -41,5 +49,5 @@ for i = 1, #KEYS do
   n = n + 4
 end
 local t1 = redis.call('TIME')
-out[1] = (t1[1] - t0[1]) * 1000000 + (t1[2] - t0[2])
-return out
+out[1] = int((t1[1] - t0[1]) * 1000000 + (t1[2] - t0[2]))
+return table.concat(out, '\t')

@@ -16,9 +16,10 @@ import redis
 from dashboard.embedded import EmbeddedRedis, RedisServerNotFound, in_ci
 
 
-def _start_server(extra_args: tuple[str, ...] = ()) -> EmbeddedRedis:
+def _started(factory):
+    """Start what ``factory()`` makes; skip without redis-server (fail in CI)."""
     try:
-        return EmbeddedRedis(extra_args=extra_args).start()
+        return factory().start()
     except RedisServerNotFound as exc:
         if in_ci():
             pytest.fail(f"CI needs redis-server: {exc}", pytrace=False)
@@ -38,6 +39,10 @@ def _state_home(tmp_path_factory):
         os.environ.pop("XDG_STATE_HOME", None)
     else:
         os.environ["XDG_STATE_HOME"] = old
+
+
+def _start_server(extra_args: tuple[str, ...] = ()) -> EmbeddedRedis:
+    return _started(lambda: EmbeddedRedis(extra_args=extra_args))
 
 
 @pytest.fixture(scope="session")
@@ -218,3 +223,58 @@ def page(browser):
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     yield pg
     context.close()
+
+
+# --- a real Redis Cluster and a real Sentinel set (started on first use) --------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_session():
+    """The suite's own 3-primary/3-replica Redis Cluster, started when a test first asks.
+
+    Tests use ``cluster`` (healed and emptied for each test) rather than this one.
+    """
+    from dashboard.embedded_cluster import EmbeddedCluster
+
+    cluster = _started(EmbeddedCluster)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(redis_cluster_session):
+    """The real cluster, whole again (crashed nodes restarted, no slot left migrating)
+    and empty. Tests may kill nodes, fail over or move slots: the next test heals it."""
+    redis_cluster_session.heal()
+    redis_cluster_session.flush()
+    return redis_cluster_session
+
+
+@pytest.fixture
+def cluster_client(cluster):
+    """A plain redis-py RedisCluster client on ``cluster`` (for planting data)."""
+    client = cluster.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_session():
+    """The suite's own Sentinel set: a primary, a replica and 3 Sentinels (started lazily)."""
+    from dashboard.embedded_sentinel import EmbeddedSentinel
+
+    sentinel = _started(EmbeddedSentinel)
+    try:
+        yield sentinel
+    finally:
+        sentinel.stop()
+
+
+@pytest.fixture
+def sentinel_set(redis_sentinel_session):
+    """The real Sentinel set, healed and with an empty primary."""
+    redis_sentinel_session.heal()
+    redis_sentinel_session.flush()
+    return redis_sentinel_session

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import redis
 
 
@@ -17,8 +18,11 @@ def test_each_test_gets_a_clean_database(r):
 
 
 def test_private_server_stops(private_server):
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     server = private_server()
-    client = redis.Redis(port=server.port)
+    client = redis.Redis(port=server.port, retry=Retry(NoBackoff(), 0))
     assert client.ping()
     server.stop()
     try:
@@ -31,7 +35,22 @@ def test_private_server_stops(private_server):
         client.close()
 
 
-def test_server_dies_with_a_killed_parent(tmp_path):
+STARTERS = {
+    "server": "server = EmbeddedRedis().start()\npids = [server.process.pid]\n",
+    "cluster": (
+        "from dashboard.embedded_cluster import EmbeddedCluster\n"
+        "c = EmbeddedCluster().start()\npids = [n.process.pid for n in c.nodes]\n"
+    ),
+    "sentinel": (
+        "from dashboard.embedded_sentinel import EmbeddedSentinel\n"
+        "s = EmbeddedSentinel().start()\n"
+        "pids = [n.process.pid for n in s.data + s.sentinels]\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(STARTERS))
+def test_servers_die_with_a_killed_parent(tmp_path, kind):
     """A test run or demo killed with SIGKILL leaves no redis-server behind."""
     import os
     import signal
@@ -43,24 +62,86 @@ def test_server_dies_with_a_killed_parent(tmp_path):
     script.write_text(
         "import time\n"
         "from dashboard.embedded import EmbeddedRedis\n"
-        "server = EmbeddedRedis().start()\n"
-        "print(server.process.pid, flush=True)\n"
+        + STARTERS[kind]
+        + "print(' '.join(map(str, pids)), flush=True)\n"
         "time.sleep(120)\n"
     )
     starter = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    pid = int(starter.stdout.readline())
-    os.kill(pid, 0)  # the server runs
+    pids = [int(p) for p in starter.stdout.readline().split()]
+    assert len(pids) == {"server": 1, "cluster": 6, "sentinel": 5}[kind]
+    for pid in pids:
+        os.kill(pid, 0)  # the servers run
     starter.send_signal(signal.SIGKILL)
     starter.wait()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            state = stat.rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return
-        if state == "Z":  # exited; waiting for whoever adopted it to reap it
-            return
+    left = set(pids)
+    while left and time.monotonic() < deadline:
+        left = {pid for pid in left if _running(pid)}
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    raise AssertionError("redis-server outlived the process that started it")
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"redis-server processes outlived the process that started them: {left}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+# --- the real cluster and Sentinel set ----------------------------------------------
+
+
+def test_cluster_has_three_primaries_each_with_a_synced_replica(cluster, cluster_client):
+    assert cluster_client.cluster_info()["cluster_state"] == "ok"
+    primaries = {n.port for n in cluster.primaries()}
+    replicas = {n.port for n in cluster.replicas()}
+    assert len(primaries) == 3 and len(replicas) == 3 and not primaries & replicas
+    assert {n.port for n in cluster_client.get_primaries()} == primaries
+    assert {n.port for n in cluster_client.get_replicas()} == replicas
+    for i in range(300):
+        cluster_client.set(f"k:{{{i}}}", i)
+    cluster.sync_replicas()
+    assert cluster.dbsize() == 300
+    for primary in cluster.primaries():
+        replica = cluster.replica_of(primary)
+        on_primary = redis.Redis(port=primary.port).dbsize()
+        assert 0 < on_primary == redis.Redis(port=replica.port).dbsize()
+    slots = cluster_client.cluster_slots()
+    assert sum(end - start + 1 for start, end in slots) == 16384
+
+
+def test_cluster_heals_after_a_crash_and_a_failover(cluster, cluster_client):
+    victim = cluster.primaries()[0]
+    heir = cluster.replica_of(victim)
+    victim.kill()
+    from dashboard.embedded import wait_for
+
+    wait_for(lambda: heir in cluster.primaries(), "the replica to be promoted", 60)
+    cluster.heal()
+    assert victim.alive() and victim in cluster.replicas()
+    assert cluster.replica_of(heir) is victim
+    new = cluster.failover(heir)
+    assert new is victim and heir in cluster.replicas()
+
+
+def test_cluster_stop_leaves_nothing(tmp_path):
+    from dashboard.embedded_cluster import EmbeddedCluster
+
+    c = EmbeddedCluster(primaries=1, replicas=0).start()
+    dirs = [n.directory for n in c.nodes]
+    processes = [n.process for n in c.nodes]
+    c.stop()
+    assert all(p.poll() is not None for p in processes)
+    assert not any(d.exists() for d in dirs)
+
+
+def test_sentinel_set_agrees_and_fails_over(sentinel_set):
+    primary = sentinel_set.primary()
+    [replica] = sentinel_set.replicas()
+    assert redis.Redis(port=primary.port).execute_command("ROLE")[0] == b"master"
+    assert redis.Redis(port=replica.port).info("replication")["master_port"] == primary.port
+    new = sentinel_set.failover()
+    assert new is replica and sentinel_set.replicas() == [primary]

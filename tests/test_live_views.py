@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-import redis
 import redis_lock
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond, storage, strategies
 from observer_support import fresh_get
@@ -498,35 +497,3 @@ def test_reset_limiter_after_confirmation(make_app, r, redis_url):
         headers={"Accept": "application/json"},
     ).get_json()
     assert done["reset"] and sliding.test(item, "eve")
-
-
-# -- cluster ---------------------------------------------------------------------------------------
-def test_cluster_search_visits_every_primary(private_server, make_app):
-    from dashboard.embedded import free_port
-
-    bus = [free_port(), free_port()]
-    servers = [private_server("--cluster-enabled", "yes", "--cluster-port", str(p)) for p in bus]
-    admins = [redis.Redis(port=s.port) for s in servers]
-    admins[0].execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 8191)
-    admins[1].execute_command("CLUSTER", "ADDSLOTSRANGE", 8192, 16383)
-    admins[0].execute_command("CLUSTER", "MEET", "127.0.0.1", servers[1].port, bus[1])
-    deadline = time.monotonic() + 30
-    while not all(a.cluster("info")["cluster_state"] == "ok" for a in admins):
-        assert time.monotonic() < deadline, "cluster did not form"
-        time.sleep(0.05)
-    cluster = redis.cluster.RedisCluster(host="127.0.0.1", port=servers[0].port)
-    try:
-        limiter = RateLimiter(cluster, "api", 3, 60, algorithm="gcra")
-        for i in range(20):
-            limiter.hit(f"user{i}")
-        Lock(cluster, "job:a", ttl=30).acquire()
-        Lock(cluster, "job:b", ttl=30).acquire()
-        assert all(a.dbsize() > 0 for a in admins)  # the keys really are on both nodes
-        web = make_app(url=f"redis+cluster://127.0.0.1:{servers[0].port}").test_client()
-        data = fresh_get(web, "/ratelimits.json").get_json()
-        assert data["search"]["nodes"] == 2 and data["totals"]["identities"] == 20
-        assert {e["node"] for e in _entries(data)} == {f"127.0.0.1:{s.port}" for s in servers}
-        locks = fresh_get(web, "/locks.json").get_json()
-        assert sorted(e["resource"] for e in locks["locks"]) == ["job:a", "job:b"]
-    finally:
-        cluster.close()

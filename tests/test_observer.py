@@ -133,7 +133,11 @@ def test_a_scan_interrupted_by_a_stall_resumes_and_counts_every_key(private_serv
     data = wait_scan(web, timeout=120)
     scan = data["scan"]
     assert scan["state"] == "done" and data["totals"]["keys"] == 4000 == r.dbsize()
-    assert scan["resumes"] >= 1 and any("resuming" in e["event"] for e in scan["events"])
+    # The scan retries a timed-out page itself (docs/scan.md); a scan that gives up is
+    # resumed by the cycle. Either way the picture says it was interrupted.
+    retried = any("scan retry" in e["event"] for e in scan["events"])
+    resumed = scan["resumes"] >= 1 and any("resuming" in e["event"] for e in scan["events"])
+    assert retried or resumed, scan["events"]
     assert data["freshness"]["state"] == "ok"
     r.close()
 

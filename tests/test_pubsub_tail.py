@@ -372,44 +372,6 @@ def test_slow_sse_client_gets_a_bounded_stream_with_drops_counted(live_server, r
     wait_until(lambda: not tail_connections(r), timeout=20)
 
 
-def test_channels_are_merged_over_every_node(web, r, private_server, monkeypatch):
-    """On a cluster each node knows only its own subscribers: union and sum them."""
-    import redis
-
-    import dashboard.observer.readers as view
-
-    other = redis.Redis(port=private_server().port)
-    subs = []
-    for client, channels in ((r, ["a"]), (other, ["a", "b"]), (other, ["a"])):
-        p = client.pubsub()
-        p.subscribe(*channels)
-        subs.append(p)
-    p = other.pubsub()
-    p.psubscribe("x*")
-    p.get_message(timeout=1)
-    subs.append(p)
-    s = r.pubsub()
-    s.ssubscribe("orders:{1}")
-    s.get_sharded_message(timeout=1)
-    subs.append(s)
-    for p in subs[:3]:
-        p.get_message(timeout=1)
-    monkeypatch.setattr(
-        view, "node_clients", lambda c: [("n1", "primary", r), ("n2", "primary", other)]
-    )
-    wait_until(lambda: other.pubsub_numsub("a") == [(b"a", 2)] and other.pubsub_numpat() == 1)
-    data = web.get("/pubsub.json").get_json()
-    assert data["channels"] == [{"name": "a", "subscribers": 3}, {"name": "b", "subscribers": 1}]
-    assert data["channel_count"] == 2 and data["pattern_subscriptions"] == 1
-    shard = data["shard_channels"]
-    assert shard["available"] and shard["data"]["channels"] == [
-        {"name": "orders:{1}", "subscribers": 1}
-    ]
-    for p in subs:
-        p.close()
-    other.close()
-
-
 def test_tails_do_not_see_sharded_messages(r, make_client):
     """As documented: SPUBLISH reaches only SSUBSCRIBE subscribers, never a tail."""
     registry = TailRegistry(make_client(), max_tails=1, buffer=10)

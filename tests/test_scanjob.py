@@ -88,7 +88,7 @@ def test_cancel_then_resume_gives_the_same_totals(r):
     assert snap["result"]["tree"] == reference["tree"]
 
 
-def test_connection_error_mid_page_then_resume(r):
+def test_a_dropped_connection_is_retried_by_itself(r):
     load(r)
     reference = scan_keyspace(r, small())["result"]
     calls = 0
@@ -99,15 +99,63 @@ def test_connection_error_mid_page_then_resume(r):
         if calls == 5:
             raise redis.ConnectionError("Connection reset by peer")
 
-    job = ScanJob(r, small(), on_keys=flaky)
-    snap = job.run()
-    assert snap["state"] == FAILED and snap["resumable"]
-    assert "unreachable" in snap["error"] and "Connection reset" in snap["error"]
-    assert job.result() is None
-    snap = job.run()
-    assert snap["state"] == DONE
+    snap = ScanJob(r, small(), on_keys=flaky).run()
+    assert snap["state"] == DONE and snap["runs"] == 1 and snap["restarts"] == 0
     assert snap["scanned"] == 3000  # the failed page was retried, not skipped or doubled
     assert snap["result"]["tree"] == reference["tree"]
+    retries = [e for e in snap["events"] if e["kind"] == "retry"]
+    assert len(retries) == 1 and "Connection reset" in retries[0]["reason"]
+
+
+def test_a_lasting_outage_fails_resumably_and_resume_finishes(r):
+    load(r)
+    reference = scan_keyspace(r, small())["result"]
+    calls, down = 0, True
+
+    def outage(keys):
+        nonlocal calls
+        calls += 1
+        if calls >= 5 and down:
+            raise redis.ConnectionError("Connection refused")
+
+    job = ScanJob(r, small(topology_wait_s=0), on_keys=outage)
+    snap = job.run()
+    assert snap["state"] == FAILED and snap["resumable"]
+    assert "unreachable" in snap["error"] and "Connection refused" in snap["error"]
+    assert job.result() is None
+    down = False
+    snap = job.run()
+    assert snap["state"] == DONE and snap["runs"] == 2
+    assert snap["scanned"] == 3000
+    assert snap["result"]["tree"] == reference["tree"]
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (redis.AuthenticationError("WRONGPASS invalid username-password pair"), False),
+        (redis.exceptions.NoPermissionError("NOPERM no permissions to run 'scan'"), False),
+        (redis.BusyLoadingError("LOADING Redis is loading the dataset in memory"), True),
+        (redis.TimeoutError("Timeout reading from socket"), True),
+    ],
+)
+def test_only_topology_and_transient_errors_are_retried(r, error, retried):
+    load(r, 500)
+    calls = 0
+
+    def once(keys):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise error
+
+    snap = ScanJob(r, small(), on_keys=once).run()
+    kinds = [e["kind"] for e in snap["events"]]
+    if retried:
+        assert snap["state"] == DONE and kinds.count("retry") == 1
+        assert snap["result"]["tree"]["keys"] == 500
+    else:  # auth and ACL errors would fail again: reported at once, not hidden by retries
+        assert snap["state"] == FAILED and "retry" not in kinds
 
 
 def test_a_failing_hook_fails_the_job_cleanly(r):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis.cluster import RedisCluster
 from redis.sentinel import SentinelConnectionPool
 
 from dashboard.embedded import free_port
@@ -58,28 +57,6 @@ def paths(value, prefix: str = "") -> set[str]:
 
 def documented() -> set[str]:
     return set(re.findall(r"`([a-z_]+(?:\[\])?(?:\.[a-z_]+(?:\[\])?)*)`", DOC.read_text()))
-
-
-def start_cluster(private_server, nodes: int = 2):
-    servers = [private_server("--cluster-enabled", "yes") for _ in range(nodes)]
-    clients = [redis.Redis(port=s.port) for s in servers]
-    share = 16384 // nodes
-    for i, client in enumerate(clients):
-        last = 16383 if i == nodes - 1 else (i + 1) * share - 1
-        client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
-    for s in servers[1:]:
-        clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", s.port)
-
-    def ready() -> bool:
-        infos = [c.cluster("info") for c in clients]
-        return all(
-            i["cluster_state"] == "ok" and int(i["cluster_known_nodes"]) == nodes for i in infos
-        )
-
-    wait_until(ready, "cluster state ok")
-    for client in clients:
-        client.close()
-    return servers, RedisCluster(host="127.0.0.1", port=servers[0].port)
 
 
 def limited_user(srv, *rules: str) -> redis.Redis:
@@ -136,14 +113,13 @@ def test_overview_on_real_server_has_every_documented_field(private_server):
             assert path in present, f"docs/overview.md documents {path} but it is not returned"
 
 
-def test_every_overview_field_is_documented(private_server):
+def test_every_overview_field_is_documented(private_server, cluster_client):
     primary = private_server("--repl-diskless-sync-delay", "0")
     private_server("--replicaof", "127.0.0.1", str(primary.port))
     client = redis.Redis(port=primary.port)
     client.set("k", "v", ex=100)
     wait_until(lambda: client.info("replication").get("slave0"), "replica attached")
-    _, cluster = start_cluster(private_server, nodes=1)
-    outputs = [server_overview(client), server_overview(cluster)]
+    outputs = [server_overview(client), server_overview(cluster_client)]
 
     returned = set().union(*(paths(o) for o in outputs))
     missing = sorted(returned - documented())
@@ -268,48 +244,6 @@ def test_parse_info_handles_raw_text_and_parsed_dicts(r):
         "db3": {"keys": 5, "expires": 1, "avg_ttl": 10},
         "redis_version": "7.0.0",
     }
-
-
-def test_cluster_overview_aggregates_primaries_and_lists_nodes(private_server):
-    servers, cluster = start_cluster(private_server, nodes=2)
-    for i in range(40):
-        cluster.set(f"k{i}", i)
-    cluster.hset("profile:{7}", mapping={"a": 1, "b": 2})
-
-    overview = server_overview(cluster)
-
-    json.dumps(overview)
-    assert overview["mode"] == "cluster" and len(overview["nodes"]) == 2
-    per_node = [n["keys"] for n in overview["nodes"]]
-    assert overview["keyspace"]["total_keys"] == sum(per_node) == 41
-    assert all(n > 0 for n in per_node)
-    memory = [n["used_memory"] for n in overview["nodes"]]
-    assert overview["memory"]["used"] == sum(memory)
-    assert overview["cluster"] | {"reason": None} == {
-        "available": True,
-        "reason": None,
-        "enabled": True,
-        "state": "ok",
-        "slots_assigned": 16384,
-        "slots_ok": 16384,
-        "slots_pfail": 0,
-        "slots_fail": 0,
-        "known_nodes": 2,
-        "size": 2,
-        "unavailable": {},
-    }
-    assert set(slowlog(cluster, 3)["data"]) == {n["address"] for n in overview["nodes"]}
-    detail = key_detail(cluster, b"profile:{7}")
-    assert detail["type"] == "hash" and detail["length"] == 2 and detail["encoding"]
-
-    servers[1].stop()
-    partial = server_overview(cluster)
-    down = [n for n in partial["nodes"] if not n["available"]]
-    assert len(down) == 1 and "unavailable" in down[0]["reason"]
-    assert partial["keyspace"]["reason"] == "partial: 1 of 2 primaries answered"
-    servers[0].stop()
-    with pytest.raises(RedisUnavailable, match="no cluster primary"):
-        server_overview(cluster)
 
 
 def test_replica_mode_and_replication_facts(private_server):

@@ -316,6 +316,28 @@ class LayoutTally:
         else:
             library.more_namespaces = 1
 
+    def merge(self, other: LayoutTally) -> None:
+        """Fold in another tally of the same layouts (the keyspace scan keeps one rollup,
+        hence one tally, per shard, so that a shard can be walked again on its own)."""
+        self._present = None
+        for i, keys in enumerate(other.role_keys):
+            self.role_keys[i] += keys
+        for mine, theirs in zip(self.libraries, other.libraries, strict=True):
+            mine.keys += theirs.keys
+            mine.without_ttl += theirs.without_ttl
+            for key in theirs.examples or ():
+                if mine.examples is None:
+                    mine.examples = []
+                if len(mine.examples) < EXAMPLES:
+                    mine.examples.append(key)
+            for ns in theirs.namespaces or ():
+                self._note_namespace(mine, ns)
+            mine.more_namespaces |= theirs.more_namespaces
+        for ns, counts in other.by_ns.items():
+            target = self._ns_counts(ns) if ns is not None else self.by_ns.setdefault(None, {})
+            for lib, keys in counts.items():
+                target[lib] = target.get(lib, 0) + keys
+
     # -- evidence -----------------------------------------------------------------------
     def present(self) -> set[int]:
         """Indexes of the libraries whose layout the evidence shows."""

@@ -202,7 +202,7 @@ class KeyspaceCycle:
         scan.update(
             id=running.get("id"),
             reason=running.get("reason"),
-            events=running.get("events", []),
+            events=_timeline(running.get("events", []), snapshot.get("events", [])),
             as_of=scan.get("finished_at"),
             resumes=resumes,
         )
@@ -294,3 +294,20 @@ def _transient(exc: BaseException) -> bool:
 def _scan_id(started: float, sequence: int) -> str:
     """Sortable and unique per target: the start time in ms, and a counter."""
     return f"{int(started * 1000)}-{sequence}"
+
+
+def _timeline(cycle: list[dict[str, Any]], scan: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cycle's events and the scan's own (a shard walked again, an error retried, the
+    node map re-read, docs/scan.md) in one timeline; which node each shard was read
+    from is in the scan's ``nodes``, not repeated here."""
+    own = [
+        {
+            "at": e["at"],
+            "event": f"scan {e['kind']}"
+            + (f" ({e['node']})" if e["node"] else "")
+            + f": {e['reason']}",
+        }
+        for e in scan
+        if e["kind"] != "source"
+    ]
+    return sorted([*cycle, *own], key=lambda e: e["at"])

@@ -125,10 +125,11 @@ def _listing(conn: Any, match: str) -> dict[str, Any]:
 
 
 def _merged(client: Any, what: str, read: Any, match: str) -> dict[str, Any]:
-    """``read`` on every primary, merged. A node knows only its own clients'
-    subscriptions, so on a cluster the channels are the union and the counts sums."""
+    """``read`` on every node, merged. A node knows only its own clients'
+    subscriptions (replicas too: cluster clients subscribe there), so on a cluster
+    the channels are the union and the counts sums."""
     results, lost = [], []
-    for _, _, conn in node_clients(client):
+    for _, _, conn in node_clients(client, replicas=True):
         try:
             results.append(available(read(conn, match)))
         except CONNECTION_ERRORS as exc:  # unreachable, not "no channels"

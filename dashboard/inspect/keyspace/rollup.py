@@ -244,6 +244,15 @@ class Rollup:
         stats = self.nodes[ns] = Stats()
         return stats
 
+    def merge(self, other: Rollup) -> None:
+        """Fold in another rollup built with the same settings (a scan keeps one per
+        shard, so a shard whose walk must be redone can be dropped on its own)."""
+        for ns, stats in other.nodes.items():
+            self._stats_for(ns, stats.keys).merge(stats, self.top_n)
+        self.other.merge(other.other, self.top_n)
+        self.folded_keys += other.folded_keys
+        self.layouts.merge(other.layouts)
+
     @property
     def analysed_keys(self) -> int:
         return sum(s.keys for s in self.nodes.values()) + self.other.keys

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
@@ -26,11 +26,20 @@ from redis.crc import key_slot
 from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
 from dashboard.patterns import scripts
 
+from .options import LUA, PATHS, PIPELINE, SCAN_FROM, Batch, ScanOptions, is_refusal
 from .rollup import Fact
 
-LUA = "lua"
-PIPELINE = "pipeline"
-PATHS = ("auto", LUA, PIPELINE)
+__all__ = [
+    "LUA",
+    "PATHS",
+    "PIPELINE",
+    "SCAN_FROM",
+    "Batch",
+    "NodeScanner",
+    "ScanOptions",
+    "is_refusal",
+]
+
 # Pages are sized for this share of target_ms: per-key cost varies (types, sizes,
 # a busy host), and the headroom keeps nearly every page under the target.
 AIM = 0.6
@@ -40,68 +49,11 @@ MAX_PAGE_KEY_BYTES = 4 * 1024 * 1024
 _TYPES = "string hash list set zset stream".split()
 _COUNT_COMMANDS = dict(zip(_TYPES, "STRLEN HLEN LLEN SCARD ZCARD XLEN".split(), strict=True))
 _TYPE_NAMES = {name.encode(): name for name in (*_TYPES, "none")}
-_SHARED_SETTINGS = ("delimiter", "depth", "top_n", "max_namespaces")
-
-
-@dataclass(frozen=True)
-class ScanOptions:
-    """Everything that tunes a scan and its rollup (defaults match docs/scan.md)."""
-
-    max_count: int = 1000
-    min_count: int = 10
-    start_count: int = 100
-    target_ms: float = 2.0
-    throttle_ms: float = 0.0
-    samples: int | None = None
-    path: str = "auto"
-    sample_keys: int = 0
-    delimiter: bytes = b":"
-    depth: int = 3
-    top_n: int = 10
-    max_namespaces: int = 10_000
-
-    def __post_init__(self) -> None:
-        if isinstance(self.delimiter, str):
-            object.__setattr__(self, "delimiter", self.delimiter.encode("utf-8"))
-        if self.path not in PATHS:
-            raise ValueError(f"path must be one of {PATHS}, got {self.path!r}")
-        if not 1 <= self.min_count <= self.max_count:
-            raise ValueError(
-                f"need 1 <= min_count <= max_count ({self.min_count}, {self.max_count})"
-            )
-        if self.target_ms <= 0 or min(self.throttle_ms, self.sample_keys, self.samples or 0) < 0:
-            raise ValueError("target_ms must be > 0; throttle_ms, sample_keys, samples >= 0")
-        if not self.delimiter:
-            raise ValueError("delimiter cannot be empty")
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> ScanOptions:
-        """Options from a :class:`dashboard.config.Settings` (plus explicit overrides)."""
-        count = settings.scan_count
-        values = {name: getattr(settings, name) for name in _SHARED_SETTINGS}
-        values |= {"max_count": count, "min_count": min(cls.min_count, count)}
-        values |= {"start_count": min(cls.start_count, count)}
-        values |= {k: getattr(settings, f"scan_{k}") for k in ("target_ms", "throttle_ms")}
-        return cls(**{**values, "sample_keys": settings.scan_sample_keys, **overrides})
-
-    def public(self) -> dict[str, Any]:
-        """The options as plain JSON data."""
-        return {**asdict(self), "delimiter": self.delimiter.decode("utf-8", "backslashreplace")}
-
-
-@dataclass
-class Batch:
-    """The outcome of one SCAN page."""
-
-    facts: list[Fact]
-    scanned: int
-    vanished: int
-    refused: int
-    count: int
-    path: str | None
-    server_us: int | None
-    wall_us: int
-    cursor: int
+# A key whose slot left the node: no real type name is 6 bytes starting with NUL.
+MOVED = b"\x00moved"
+_MOVED = "\x00moved"
+_TYPE_NAMES[MOVED] = _MOVED
+_GONE = ("none", _MOVED)
 
 
 def _key_list(raw: list[Any]) -> list[bytes]:
@@ -117,28 +69,14 @@ def _type_name(value: Any) -> str:
     return str(value)
 
 
-def is_refusal(exc: BaseException) -> bool:
-    """Errors that mean "this command is not available to us", not "Redis is down"."""
-    if isinstance(exc, CONNECTION_ERRORS) or not isinstance(exc, rx.RedisError):
-        return False
-    text = str(exc).lower()
-    return (
-        not isinstance(exc, rx.ResponseError)  # e.g. the dashboard's own command gate
-        or isinstance(exc, rx.NoPermissionError)
-        or "noperm" in text
-        or "no permissions" in text
-        or "unknown command" in text
-        or "unknown subcommand" in text
-        or "not allowed" in text
-    )
-
-
 @dataclass
 class NodeScanner:
     """Walks one node's keyspace with its own cursor; call :meth:`next_batch` until done.
 
     ``conn``: a plain client for one node; ``cluster``: split pages by hash slot;
-    ``on_keys(keys)``: called between a page's SCAN and its facts (test seam).
+    ``slots``: count only keys of these slots (a cluster shard's slots as assigned
+    to this scanner; the others are ``skipped``); ``on_keys(keys)``: called between
+    a page's SCAN and its facts (test seam).
     """
 
     conn: Any
@@ -147,9 +85,11 @@ class NodeScanner:
     cluster: bool = False
     on_keys: Callable[[list[bytes]], None] | None = None
     clock: Callable[[], float] = time.perf_counter
+    slots: frozenset[int] | None = None
     cursor: int = 0
     done: bool = False
     count: int = 0
+    moved: int = 0  # keys answered with MOVED/ASK so far: the slot map changed under us
     path: str | None = None
     path_reason: str | None = None
     memory: bool | None = None
@@ -179,18 +119,20 @@ class NodeScanner:
             cursor, raw = self.conn.scan(self.cursor, count=self.count)
             self._pending, self.cursor = _key_list(raw), int(cursor)
         count = self.count
-        keys = _within_budget(self._pending[:count])
-        rest = self._pending[len(keys) :]
-        if keys and self.on_keys is not None:
-            self.on_keys(keys)
+        page = _within_budget(self._pending[:count])
+        rest = self._pending[len(page) :]
+        if page and self.on_keys is not None:
+            self.on_keys(page)
+        keys, groups = self._assigned(page)
         after = None if rest or not self.cursor else self.cursor  # piggyback the next SCAN
         if keys:
-            path, server_us, flat, following = self._facts(keys, after)
+            path, server_us, flat, following = self._facts(keys, groups, after)
         else:
             path, server_us, flat = None, None, []
             following = None if after is None else self.conn.scan(after, count=count)
         wall_us = int((self.clock() - started) * 1_000_000)
-        facts, vanished, refused = _facts_of(keys, flat)
+        facts, vanished, refused, moved = _facts_of(keys, flat)
+        self.moved += moved
         self._adapt(server_us, len(keys))
         if following is not None:
             self._pending, self.cursor = _key_list(following[1]), int(following[0])
@@ -199,7 +141,18 @@ class NodeScanner:
         else:
             self._pending, self.done = None, True
         return Batch(
-            facts, len(keys), vanished, refused, count, path, server_us, wall_us, self.cursor
+            facts,
+            len(page),
+            vanished,
+            refused,
+            count,
+            path,
+            server_us,
+            wall_us,
+            self.cursor,
+            moved,
+            len(page) - len(keys),
+            self.name,
         )
 
     def facts(self, keys: list[bytes]) -> tuple[list[Fact], int, int, int]:
@@ -207,14 +160,30 @@ class NodeScanner:
         browser's and bulk actions' SCAN MATCH): one script call, or the pipeline path."""
         if not keys:
             return [], 0, 0, 0
-        _path, server_us, flat, _ = self._facts(keys, None)
-        return (*_facts_of(keys, flat), server_us or 0)
+        keys, groups = self._assigned(keys)
+        _path, server_us, flat, _ = self._facts(keys, groups, None)
+        facts, vanished, refused, moved = _facts_of(keys, flat)
+        return facts, vanished + moved, refused, server_us or 0  # moved: not on this node
 
-    def _facts(self, keys: list[bytes], after: int | None) -> tuple[Any, ...]:
+    def _assigned(self, page: list[bytes]) -> tuple[list[bytes], list[list[int]]]:
+        """The page's keys this scanner counts, and their positions grouped by slot
+        (one group when not in a cluster)."""
+        if not self.cluster:
+            return page, [list(range(len(page)))]
+        slots = list(map(key_slot, page))
+        if self.slots is not None and not self.slots.issuperset(slots):
+            wanted = self.slots
+            kept = [(k, s) for k, s in zip(page, slots, strict=True) if s in wanted]
+            page, slots = [k for k, _ in kept], [s for _, s in kept]
+        return page, _group(slots)
+
+    def _facts(
+        self, keys: list[bytes], groups: list[list[int]], after: int | None
+    ) -> tuple[Any, ...]:
         """``(path, server_us, flat, next SCAN reply)``; flat: type, pttl, bytes, count per key."""
         if self.path != PIPELINE:
             try:
-                server_us, flat, following = self._lua(keys, after)
+                server_us, flat, following = self._lua(keys, groups, after)
             except CONNECTION_ERRORS:
                 raise
             except rx.RedisError as exc:
@@ -230,11 +199,15 @@ class NodeScanner:
                 return LUA, server_us, flat, following
         return (PIPELINE, *self._pipeline(keys, after))
 
-    def _lua(self, keys: list[bytes], after: int | None) -> tuple[int, list[Any], Any]:
+    def _lua(
+        self, keys: list[bytes], groups: list[list[int]], after: int | None
+    ) -> tuple[int, list[Any], Any]:
         args = [self._samples]
-        groups = _by_slot(keys) if self.cluster else [list(range(len(keys)))]
         if len(groups) == 1 and after is None:
-            replies, following = [self._script.call_ro(self.conn, keys, args)], None
+            try:
+                replies, following = [self._script.call_ro(self.conn, keys, args)], None
+            except (rx.MovedError, rx.AskError) as exc:  # the slot left this node
+                replies, following = [exc], None
         else:
             replies = self._evalsha_groups(keys, groups, after)
             following = _ok(replies.pop()) if after is not None else None
@@ -242,35 +215,35 @@ class NodeScanner:
             if missing:  # first call on this node, SCRIPT FLUSH, failover: EVAL_RO loads it
                 first = missing.pop(0)
                 group_keys = [keys[i] for i in groups[first]]
-                replies[first] = self._script.call_ro(self.conn, group_keys, args)
+                try:
+                    replies[first] = self._script.call_ro(self.conn, group_keys, args)
+                except (rx.MovedError, rx.AskError) as exc:
+                    replies[first] = exc
                 if missing:
                     again = self._evalsha_groups(keys, [groups[n] for n in missing], None)
                     for n, reply in zip(missing, again, strict=True):
                         replies[n] = reply
-            for n, reply in enumerate(replies):
-                if isinstance(reply, (rx.MovedError, rx.AskError)):  # resharding: left this node
-                    replies[n] = [0, *[b"none", -2, None, None] * len(groups[n])]
-                else:
-                    _ok(reply)
-        server_us = sum(int(reply[0]) for reply in replies)
+        parts = [_unpack(reply, len(group)) for reply, group in zip(replies, groups, strict=True)]
+        server_us = sum(us for us, _ in parts)
         if len(groups) == 1:
-            return server_us, replies[0][1:], following
+            return server_us, parts[0][1], following
         flat: list[Any] = [None] * (4 * len(keys))
-        for group, reply in zip(groups, replies, strict=True):
+        for group, (_, values) in zip(groups, parts, strict=True):
             for n, i in enumerate(group):
-                flat[4 * i : 4 * i + 4] = reply[1 + 4 * n : 5 + 4 * n]
+                flat[4 * i : 4 * i + 4] = values[4 * n : 4 * n + 4]
         return server_us, flat, following
 
     def _evalsha_groups(
         self, keys: list[bytes], groups: list[list[int]], after: int | None
     ) -> list[Any]:
         """One EVALSHA_RO per slot group (and the next SCAN) in one round trip."""
-        pipe = self.conn.pipeline(transaction=False)
-        for group in groups:
-            pipe.evalsha_ro(self._script.sha, len(group), *[keys[i] for i in group], self._samples)
+        sha, samples = self._script.sha, self._samples
+        commands: list[tuple[Any, ...]] = [
+            ("EVALSHA_RO", sha, len(group), *[keys[i] for i in group], samples) for group in groups
+        ]
         if after is not None:
-            pipe.scan(after, count=self.count)
-        return pipe.execute(raise_on_error=False)
+            commands.append(("SCAN", after, "COUNT", self.count))
+        return self._send(commands)
 
     def _pipeline(self, keys: list[bytes], after: int | None) -> tuple[int, list[Any], Any]:
         """Two pipelines, each between TIME calls so the server's span is measured."""
@@ -295,6 +268,9 @@ class NodeScanner:
         for i, key in enumerate(keys):
             kind_reply, ttl = first[per_key * i], first[per_key * i + 1]
             size = first[per_key * i + 2] if self.memory else None
+            if isinstance(kind_reply, (rx.MovedError, rx.AskError)):
+                flat += (MOVED, None, None, None)  # the slot left this node mid-scan
+                continue
             kind = None if isinstance(kind_reply, Exception) else _type_name(kind_reply)
             if isinstance(ttl, Exception) or kind is None:
                 ttl = None
@@ -373,8 +349,9 @@ class NodeScanner:
         }
 
 
-def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int]:
-    """Facts from the flat reply, minus vanished keys (TYPE none, PTTL -2) and refused ones.
+def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int, int]:
+    """Facts from the flat reply, minus vanished keys (TYPE none, PTTL -2), refused
+    ones and moved ones (their slot left the node: MOVED/ASK, not vanished).
 
     Column slices and ``zip`` keep the per-key work in C: this runs for every key.
     """
@@ -383,11 +360,28 @@ def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int]
     if None in kinds:  # module types, str replies, refused keys
         kinds = [None if raw is None else _type_name(raw) for raw in raw_kinds]
     facts = list(zip(keys, kinds, ttls, flat[2::4], flat[3::4], strict=True))
-    if None not in kinds and "none" not in kinds and -2 not in ttls:
-        return facts, 0, 0
-    kept = [f for f in facts if f[1] is not None and f[1] != "none" and f[2] != -2]
-    refused = kinds.count(None)
-    return kept, len(facts) - len(kept) - refused, refused
+    if None not in kinds and "none" not in kinds and -2 not in ttls and _MOVED not in kinds:
+        return facts, 0, 0, 0
+    kept = [f for f in facts if f[1] is not None and f[1] not in _GONE and f[2] != -2]
+    refused, moved = kinds.count(None), kinds.count(_MOVED)
+    return kept, len(facts) - len(kept) - refused - moved, refused, moved
+
+
+def _unpack(reply: Any, keys: int) -> tuple[int, list[Any]]:
+    """``(server_us, flat)`` from one scan_batch reply: a tab-separated string
+    (server µs, then type, pttl, bytes, count per key; '' for unknown), or the MOVED/ASK
+    error of a group whose slot left the node (its keys are marked moved)."""
+    if isinstance(reply, (rx.MovedError, rx.AskError)):  # resharding: left this node
+        return 0, [MOVED, None, None, None] * keys
+    reply = _ok(reply)
+    if isinstance(reply, str):  # a client with decode_responses=True
+        reply = reply.encode("utf-8", "surrogateescape")
+    values: list[Any] = reply.split(b"\t")
+    server_us = int(values.pop(0))
+    values[1::4] = list(map(int, values[1::4]))
+    values[2::4] = [int(v) if v else None for v in values[2::4]]
+    values[3::4] = [int(v) if v else None for v in values[3::4]]
+    return server_us, values
 
 
 def _within_budget(keys: list[bytes]) -> list[bytes]:
@@ -412,9 +406,9 @@ def _span(before: Any, after: Any) -> int:
     return (int(after[0]) - int(before[0])) * 1_000_000 + int(after[1]) - int(before[1])
 
 
-def _by_slot(keys: list[bytes]) -> list[list[int]]:
-    """Positions of ``keys`` grouped by cluster hash slot, in order of first appearance."""
+def _group(slots: list[int]) -> list[list[int]]:
+    """Positions grouped by cluster hash slot, in order of first appearance."""
     groups: dict[int, list[int]] = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key_slot(key), []).append(i)
+    for i, slot in enumerate(slots):
+        groups.setdefault(slot, []).append(i)
     return list(groups.values())

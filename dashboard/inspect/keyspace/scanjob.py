@@ -1,76 +1,58 @@
 """A keyspace scan as a background job the web UI can start, poll, cancel and resume.
 
-A :class:`ScanJob` walks every primary (one :class:`~dashboard.inspect.keyspace.scan.NodeScanner`
-and cursor per node; nodes take turns page by page so progress moves evenly),
-feeds a :class:`~dashboard.inspect.keyspace.rollup.Rollup` and keeps counters behind a
-lock. :meth:`ScanJob.snapshot` returns plain data at any moment. A page is folded
-into the rollup only after its facts arrived, and the cursor moves with it, so a
-cancel or a connection error loses nothing: :meth:`ScanJob.resume` continues from
-the last cursors and ends with the same totals as an uninterrupted scan.
+A :class:`ScanJob` splits the keyspace into shards (a standalone server or
+Sentinel-managed primary: one; a cluster: one per primary and its slots), reads
+each from one node (``scan_from``: the primary, a replica, or ``auto``;
+:mod:`~dashboard.inspect.keyspace.sources`) and walks them in worker threads,
+``parallel`` at a time (0: all at once), each with its own cursor and page budget
+(:mod:`~dashboard.inspect.keyspace.passes`). The job thread folds every page into
+its shard's rollup; a shard whose walk is complete and whose node did not change
+under it is committed into the result. A cancel or an error loses nothing:
+:meth:`ScanJob.resume` continues from the saved cursors.
 
-Sampling (``sample_keys > 0``): each node stops after its share of the sample
+**Topology.** A connection error, ``MOVED``/``ASK``/``CLUSTERDOWN``/``TRYAGAIN``
+makes the job refresh the node map (:func:`~dashboard.inspect.nodes.refresh_topology`)
+and retry with backoff for up to ``topology_wait_s``. A shard whose node restarted,
+failed over or lost slots is walked again from the start on its new owner; a
+MOVED/ASK reply is counted as ``moved``, never as vanished. Every such step is in
+``events`` and ``restarts``; the scan never ends ``done`` with a slot unaccounted for.
+
+Sampling (``sample_keys > 0``): each shard stops after its share of the sample
 (proportional to its DBSIZE) and the counters are extrapolated by
 ``DBSIZE / scanned``; the result says ``estimated: true`` and gives the factor.
-SCAN returns keys in hash-table order, which is unrelated to key names or age,
-so the first pages are a fair sample of the whole.
 """
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from dashboard.connection import is_cluster
 from dashboard.inspect.errors import ERRORS, describe_error
-from dashboard.inspect.nodes import node_clients
+from dashboard.inspect.nodes import is_topology_error, refresh_topology
 
-from .rollup import Rollup
-from .scan import LUA, PIPELINE, Batch, NodeScanner, ScanOptions, is_refusal
+from .passes import ShardPass, backoff, factor_of, overall_progress, path_name, walk
+from .planner import Plan
+from .scan import Batch, ScanOptions
 
 PREFETCH_PAGES = 2
-_END = object()
+MAX_EVENTS = 50
+REFRESH_GAP_S = 0.2  # at most one node-map refresh this often
+REPLICA_RETRIES = 3  # errors in a row before a replica's walk reads another node
 IDLE, RUNNING, CANCELLING = "idle", "running", "cancelling"
 CANCELLED, FAILED, DONE = "cancelled", "failed", "done"
-
-
-@dataclass
-class _Node:
-    scanner: NodeScanner
-    dbsize: int | None = None
-    quota: int | None = None
-    fetched: int = 0  # analysed keys fetched (ahead of `analysed` while pages queue)
-    scanned: int = 0
-    analysed: int = 0
-    vanished: int = 0
-    refused: int = 0
-    batches: int = 0
-    server_us: int = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.scanner.done or (self.quota is not None and self.fetched >= self.quota)
-
-    def progress(self) -> float | None:
-        if self.scanner.done:
-            return 1.0
-        if self.quota is not None:
-            return min(1.0, self.analysed / self.quota) if self.quota else 1.0
-        if not self.dbsize:
-            return None
-        return min(0.999, self.scanned / self.dbsize)
 
 
 class ScanJob:
     """One keyspace scan; thread-safe.
 
     ``on_batch(batch)`` runs after each page is folded in; ``on_keys(keys)`` runs in
-    the fetching thread between a page's SCAN and its facts request. Both are seams
-    for tests, the CLI and tracing; ``clock``/``monotonic``/``sleep`` are injectable.
+    a worker thread between a page's SCAN and its facts request; ``on_event(event)``
+    after each entry of ``events`` (a shard redone, a retry, a node-map refresh).
+    Seams for tests, the CLI and tracing; ``clock``/``monotonic``/``sleep`` are injectable.
     """
 
     def __init__(
@@ -80,14 +62,14 @@ class ScanJob:
         *,
         on_batch: Callable[[Batch], None] | None = None,
         on_keys: Callable[[list[bytes]], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.options = options or ScanOptions()
-        self.on_batch = on_batch
-        self.on_keys = on_keys
+        self.on_batch, self.on_keys, self.on_event = on_batch, on_keys, on_event
         self._clock, self._monotonic, self._sleep = clock, monotonic, sleep
         self._lock = threading.RLock()
         self._cancel = threading.Event()
@@ -95,9 +77,18 @@ class ScanJob:
         self._reset()
 
     def _reset(self) -> None:
-        opts = self.options
-        self.rollup = Rollup(opts.delimiter, opts.depth, opts.top_n, opts.max_namespaces)
-        self._nodes: list[_Node] = []
+        self._plan = Plan(
+            self.client,
+            self.options,
+            event=self._event,
+            lock=self._lock,
+            monotonic=self._monotonic,
+            on_keys=self.on_keys,
+        )
+        self._planned = False
+        self._running: dict[ShardPass, threading.Thread] = {}
+        self._last_refresh = float("-inf")
+        self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.state = IDLE
         self.error: str | None = None
         self.last_exception: BaseException | None = None  # what ended the last run, for callers
@@ -150,6 +141,7 @@ class ScanJob:
         self.cancel()
         self.wait()
         with self._lock:
+            self._plan.close()
             self._reset()
         return self.start()
 
@@ -161,7 +153,7 @@ class ScanJob:
             return not thread.is_alive()
         return True
 
-    # --- the walk ------------------------------------------------------------------
+    # --- the run -------------------------------------------------------------------
 
     def _run(self) -> None:
         began = self._monotonic()
@@ -171,11 +163,10 @@ class ScanJob:
             if self.started_at is None:
                 self.started_at = self._clock()
         try:
-            self._prepare()
             self._walk()
             # Nothing changes the rollup now: build the JSON without holding the lock
             # (it takes a while with thousands of namespaces; snapshot() keeps answering).
-            result = self._result_json() if all(n.finished for n in self._nodes) else None
+            result = self._result_json() if self._plan.complete() else None
             with self._lock:
                 self.duration += self._monotonic() - began
                 if result is None:
@@ -193,131 +184,165 @@ class ScanJob:
                     if isinstance(exc, ERRORS)
                     else f"keyspace scan failed: {type(exc).__name__}: {exc}"
                 )
-
-    def _prepare(self) -> None:
-        """Node list and DBSIZE; on resume, fresh connections but the same cursors."""
-        cluster = is_cluster(self.client)
-        conns = node_clients(self.client)
-        if not self._nodes:
-            self._nodes = [
-                _Node(
-                    NodeScanner(
-                        conn, self.options, name=address, cluster=cluster, on_keys=self.on_keys
-                    )
-                )
-                for address, _role, conn in conns
-            ]
-        else:
-            by_address = {address: conn for address, _role, conn in conns}
-            for node in self._nodes:
-                if node.scanner.name not in by_address and not node.finished:
-                    raise RuntimeError(
-                        f"node {node.scanner.name} is no longer a primary; re-scan from the start"
-                    )
-                node.scanner.conn = by_address.get(node.scanner.name, node.scanner.conn)
-        for node in self._nodes:
-            if not node.finished:
-                try:
-                    node.dbsize = int(node.scanner.conn.dbsize())
-                except ERRORS as exc:
-                    if not is_refusal(exc):
-                        raise
-                    node.dbsize = None
-        self._set_quotas()
-
-    def _set_quotas(self) -> None:
-        want = self.options.sample_keys
-        if not want or any(node.quota is not None for node in self._nodes):
-            return
-        sizes = [node.dbsize for node in self._nodes]
-        total = sum(s for s in sizes if s)
-        for node in self._nodes:
-            if total and node.dbsize is not None:
-                node.quota = math.ceil(want * node.dbsize / total)
-            else:
-                node.quota = math.ceil(want / len(self._nodes))
+        finally:
+            self._plan.close()  # pinned clients drop their connections; a resume reconnects
 
     def _walk(self) -> None:
-        """Fetch pages in a helper thread while this one folds them into the rollup.
+        """Start workers as passes become ready, fold their pages, act on their ends.
 
-        The fetcher waits on Redis most of the time and the rollup is Python CPU, so
-        the two overlap. Every page fetched is folded, even on cancel or error, so
-        the cursors and the rollup always agree (resume loses and repeats nothing).
+        Every page a worker fetched is folded, even on cancel or error, so cursors and
+        rollups always agree (resume loses and repeats nothing).
         """
-        pages: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_PAGES)
-        stop = threading.Event()
-        fetcher = threading.Thread(
-            target=self._fetch, args=(pages, stop), name="keyspace-scan-fetch", daemon=True
-        )
-        fetcher.start()
+        plan, running = self._plan, self._running
         failure: BaseException | None = None
-        try:
-            while (item := pages.get()) is not _END:
-                if isinstance(item, BaseException):
-                    failure = item
-                    break
-                self._fold(*item, hook=failure is None)
-        except BaseException as exc:  # e.g. the on_batch hook: stop fetching, keep state
-            failure = exc
-            stop.set()
-            while (item := pages.get()) is not _END and not isinstance(item, BaseException):
-                self._fold(*item, hook=False)
-        finally:
-            fetcher.join()
+        for p in plan.passes:
+            if not p.retire:
+                p.stop = None  # stopped by a cancel or a failure: go on from the cursor
+        plan.replan(running, strict=not self._planned)
+        self._planned = True
+        # Workers wait while the job thread folds (or runs on_batch): bounded read-ahead.
+        pages: queue.Queue[Any] = queue.Queue(PREFETCH_PAGES * max(4, len(plan.passes)))
+        while True:
+            now = self._monotonic()
+            if failure is None and not self._cancel.is_set():
+                try:
+                    if plan.replan_at is not None and now >= plan.replan_at:
+                        plan.replan(running)
+                    self._launch(pages, now)
+                except Exception as exc:
+                    failure = exc
+            if failure is not None:
+                for p in running:
+                    p.stop = p.stop or "the scan failed"
+            if not running and (failure or self._cancel.is_set() or plan.complete()):
+                break
+            wake = self._wake_at(now)
+            if wake is None and not running:
+                break
+            try:
+                item = pages.get(timeout=None if wake is None else max(0.0, wake - now))
+            except queue.Empty:
+                continue
+            try:
+                if item[0] == "page":
+                    self._fold(item[1], item[2], hook=failure is None)
+                else:
+                    running.pop(item[1]).join()
+                    self._end(item[1], item[2], item[3])
+            except Exception as exc:  # e.g. the on_batch hook: stop fetching, keep state
+                failure = failure or exc
         if failure is not None:
             raise failure
+        if not self._cancel.is_set() and not plan.complete():  # nothing left to try
+            raise RuntimeError("the scan ran out of work with part of the keyspace not walked")
 
-    def _fetch(self, pages: queue.Queue[Any], stop: threading.Event) -> None:
-        try:
-            while not (self._cancel.is_set() or stop.is_set()):
-                active = [node for node in self._nodes if not node.finished]
-                if not active:
-                    break
-                for node in active:
-                    if self._cancel.is_set() or stop.is_set():
-                        break
-                    batch = node.scanner.next_batch()
-                    node.fetched += len(batch.facts)
-                    pages.put((node, batch))
-                    if self.options.throttle_ms:
-                        self._sleep(self.options.throttle_ms / 1000)
-            pages.put(_END)
-        except BaseException as exc:
-            pages.put(exc)
+    def _launch(self, out: Any, now: float) -> None:
+        passes, running = self._plan.passes, self._running
+        limit = self.options.parallel or len(passes)
+        throttle_s = self.options.throttle_ms / 1000
+        for p in passes:
+            if len(running) >= limit:
+                return
+            if p in running or p.stop or p.not_before > now:
+                continue
+            thread = threading.Thread(
+                target=walk,
+                args=(self.client, p, out, self._cancel.is_set, throttle_s, self._sleep),
+                name="keyspace-scan-fetch",
+                daemon=True,
+            )
+            running[p] = thread
+            thread.start()
 
-    def _fold(self, node: _Node, batch: Batch, hook: bool = True) -> None:
+    def _wake_at(self, now: float) -> float | None:
+        """When the loop must look again without a message: a retry's backoff ends.
+        (Passes waiting for a free worker start when a running one ends.)"""
+        plan = self._plan
+        times = [
+            p.not_before
+            for p in plan.passes
+            if p not in self._running and not p.stop and p.not_before > now
+        ]
+        if plan.replan_at is not None:
+            times.append(plan.replan_at)
+        return min(times) if times else None
+
+    def _fold(self, p: ShardPass, batch: Batch, hook: bool = True) -> None:
         with self._lock:
-            self.rollup.add_batch(batch.facts)
-            node.batches += 1
-            node.scanned += batch.scanned
-            node.analysed += len(batch.facts)
-            node.vanished += batch.vanished
-            node.refused += batch.refused
-            node.server_us += batch.server_us or 0
+            if p.counters["batches"] == 0:
+                self._plan.started(p)
+            p.fold(batch)
             self.max_batch_us = max(self.max_batch_us, batch.server_us or batch.wall_us)
         if hook and self.on_batch is not None:
             self.on_batch(batch)
 
+    def _end(self, p: ShardPass, outcome: str, detail: Any) -> None:
+        plan, now = self._plan, self._monotonic()
+        if p not in plan.passes:  # dropped meanwhile: whatever it found does not count
+            return
+        if outcome in ("verified", "sampled"):
+            plan.commit(p)
+        elif outcome == "error":
+            raise detail
+        elif outcome == "stopped":
+            if p.retire:
+                plan.drop(p, p.stop or "the shard moved", restart=True)
+                plan.replan_at = now
+        elif outcome == "changed":  # the node map the client holds is stale too
+            self._refresh(now, force=True)
+            if p.start is None:
+                plan.wait(p, detail, now)
+            else:
+                plan.drop(p, detail, restart=True)
+                plan.replan_at = now
+        else:  # trouble: refresh the map, retry after a backoff
+            p.troubles += 1
+            p.trouble_since = p.trouble_since if p.trouble_since is not None else now
+            if now - p.trouble_since >= self.options.topology_wait_s:
+                raise detail
+            if p.troubles == 1 or p.troubles % 10 == 0:
+                self._event("retry", p.source.address, describe_error("scan page", detail))
+            if is_topology_error(detail):
+                self._refresh(now)
+            if p.source.role == "replica" and p.troubles >= REPLICA_RETRIES:
+                why = f"replica {p.source.address} keeps failing; choosing the source again"
+                plan.drop(p, why, restart=p.start is not None)
+            else:
+                p.not_before = now + backoff(p.troubles)
+            plan.replan_at = now
+
+    def _refresh(self, now: float, force: bool = False) -> None:
+        if now - self._last_refresh < REFRESH_GAP_S and not force:
+            return
+        self._last_refresh = now
+        try:
+            moved = refresh_topology(self.client)
+        except ERRORS as exc:
+            self._event("refresh", None, describe_error("node map refresh", exc))
+            return
+        self._event("refresh", None, "primaries changed" if moved else "primaries unchanged")
+
+    # --- results -------------------------------------------------------------------
+
+    def _event(self, kind: str, node: str | None, reason: str) -> None:
+        event = {"at": round(self._clock(), 3), "kind": kind, "node": node, "reason": reason}
+        with self._lock:
+            self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
     def _result_json(self) -> dict[str, Any]:
-        estimated = any(not node.scanner.done for node in self._nodes)
-        factor = self._factor() if estimated else 1.0
-        reasons = {n.scanner.memory_reason for n in self._nodes} - {None}
-        self.rollup.bytes_reason = "; ".join(sorted(reasons)) or None
+        done = self._plan.done
+        estimated = any(not p.scanner.done for p in done)
+        factor = factor_of(done) if estimated else 1.0
+        reasons = {p.scanner.memory_reason for p in done} - {None}
+        self._plan.committed.bytes_reason = "; ".join(sorted(reasons)) or None
         return {
-            **self.rollup.to_json(factor),
+            **self._plan.committed.to_json(factor),
             "estimated": estimated,
             "factor": round(factor, 6),
             "finished_at": self._clock(),
         }
-
-    def _factor(self) -> float:
-        sizes = [node.dbsize for node in self._nodes]
-        scanned = sum(node.scanned for node in self._nodes)
-        if None in sizes or not scanned:
-            return 1.0
-        return max(1.0, sum(s or 0 for s in sizes) / scanned)
-
-    # --- what the UI polls ---------------------------------------------------------
 
     def result(self) -> dict[str, Any] | None:
         """The rollup JSON (docs/scan.md) once the scan is done, else None."""
@@ -327,18 +352,22 @@ class ScanJob:
     def partial(self) -> dict[str, Any]:
         """The rollup of what was scanned so far (not extrapolated)."""
         with self._lock:
-            return self.rollup.to_json()
+            return self._plan.merged().to_json()
 
     def snapshot(self, include_result: bool = True) -> dict[str, Any]:
         """Progress, counters and (when done) the result, as plain JSON data."""
         with self._lock:
-            nodes = self._nodes
-            paths = {n.scanner.path for n in nodes if n.scanner.path}
-            dbsizes = [n.dbsize for n in nodes]
-            known = None if None in dbsizes or not nodes else sum(d or 0 for d in dbsizes)
-            progress = [n.progress() for n in nodes]
-            overall = _overall(progress, [n.quota or n.dbsize or 0 for n in nodes])
+            passes = self._plan.all()
+            sizes = {p.source.address: p.dbsize for p in passes}
+            known = None if None in sizes.values() or not sizes else sum(sizes.values())
+            progress = [p.progress() for p in passes]
+            overall = overall_progress(progress, [p.quota or p.dbsize or 0 for p in passes])
             now = self._clock()
+            total = {
+                k: sum(p.counters[k] for p in passes)
+                for k in ("scanned", "analysed", "vanished", "refused", "moved", "skipped")
+            }
+            reasons = {r for p in passes for r in (p.scanner.path_reason, p.scanner.memory_reason)}
             snap: dict[str, Any] = {
                 "state": self.state,
                 "error": self.error,
@@ -348,62 +377,23 @@ class ScanJob:
                 "age_s": None if self.finished_at is None else round(now - self.finished_at, 3),
                 "duration_s": round(self.duration, 3),
                 "runs": self.runs,
-                "path": _path_name(paths),
-                "path_reasons": sorted(
-                    {
-                        r
-                        for n in nodes
-                        for r in (n.scanner.path_reason, n.scanner.memory_reason)
-                        if r
-                    }
-                ),
+                "path": path_name({p.scanner.path for p in passes if p.scanner.path}),
+                "path_reasons": sorted(reasons - {None}),
                 "dbsize": known,
                 "progress": None if overall is None else round(overall, 4),
-                "scanned": sum(n.scanned for n in nodes),
-                "analysed": sum(n.analysed for n in nodes),
-                "vanished": sum(n.vanished for n in nodes),
-                "refused": sum(n.refused for n in nodes),
-                "batches": sum(n.batches for n in nodes),
-                "server_ms": round(sum(n.server_us for n in nodes) / 1000, 3),
+                **total,
+                "batches": sum(p.counters["batches"] for p in passes),
+                "server_ms": round(sum(p.counters["server_us"] for p in passes) / 1000, 3),
                 "max_batch_ms": round(self.max_batch_us / 1000, 3),
                 "sampling": bool(self.options.sample_keys),
+                "restarts": self._plan.restarts,
+                "events": list(self.events),
                 "options": self.options.public(),
-                "nodes": [
-                    {
-                        **n.scanner.state(),
-                        "dbsize": n.dbsize,
-                        "quota": n.quota,
-                        "scanned": n.scanned,
-                        "analysed": n.analysed,
-                        "vanished": n.vanished,
-                        "refused": n.refused,
-                        "batches": n.batches,
-                        "server_ms": round(n.server_us / 1000, 3),
-                        "progress": None if p is None else round(p, 4),
-                    }
-                    for n, p in zip(nodes, progress, strict=True)
-                ],
+                "nodes": [p.state() for p in passes],
             }
             if include_result:
                 snap["result"] = self._result
             return snap
-
-
-def _path_name(paths: set[str | None]) -> str | None:
-    if paths == {LUA}:
-        return LUA
-    if paths == {PIPELINE}:
-        return PIPELINE
-    return "mixed" if paths else None
-
-
-def _overall(progress: list[float | None], weights: list[int]) -> float | None:
-    """Progress of the whole job: per node, weighted by its size (or its sample quota)."""
-    if not progress or None in progress:
-        return None
-    if not all(weights):
-        weights = [1] * len(progress)
-    return sum(p * w for p, w in zip(progress, weights, strict=True)) / sum(weights)
 
 
 def scan_keyspace(
