@@ -239,3 +239,38 @@ def test_keyspace_takes_one_url_and_a_bad_targets_file_is_one_line(capsys, tmp_p
     bad = _toml(tmp_path, '[[target]]\nname = "x"\nurl = "redis://x:1/0"\npassword_env = "NOPE"\n')
     code, _out, err = _cli(capsys, "audit", "--targets", bad)
     assert code == 2 and "NOPE" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_fleet_of_standalone_cluster_and_sentinel(private_server, cluster, sentinel_set):
+    """Three kinds of deployment side by side; one stops, the others keep working."""
+    import time
+
+    standalone = private_server()
+    targets = [
+        Target("plain", standalone.url),
+        Target("sharded", cluster.url),
+        Target("ha", sentinel_set.url),
+    ]
+    app = create_app({"rescan_interval": 0, "socket_timeout": 1, "connect_timeout": 1}, targets)
+    try:
+        web = app.test_client()
+        data = web.get("/fleet.json").get_json()
+        rows = {t["name"]: t for t in data["targets"]}
+        assert all(rows[n]["state"] == "up" for n in rows), rows
+        assert rows["sharded"]["mode"] == "cluster" and rows["ha"]["mode"] == "sentinel-managed"
+        assert rows["plain"]["mode"] == "standalone" and rows["ha"]["role"] == "primary"
+        assert all(rows[n]["version"] for n in rows)
+        standalone.stop()
+        began = time.monotonic()
+        while time.monotonic() - began < 15:  # the page's own polling, as a browser does
+            rows = {t["name"]: t for t in web.get("/fleet.json").get_json()["targets"]}
+            if rows["plain"]["state"] == "down":
+                break
+            time.sleep(0.5)
+        assert rows["plain"]["state"] == "down" and rows["plain"]["error"]
+        assert rows["sharded"]["state"] == rows["ha"]["state"] == "up"
+        for name in ("sharded", "ha"):
+            assert web.get(f"/t/{name}/keyspace.json").status_code == 200
+            assert web.get(f"/t/{name}/overview.json").get_json()["freshness"]["state"] == "ok"
+    finally:
+        app.extensions["redis_dashboard_fleet"].close()

@@ -33,10 +33,10 @@ from dashboard.deadline import deadline
 from dashboard.inspect.audit import AuditConfig
 from dashboard.inspect.errors import describe_error
 from dashboard.inspect.keyspace.scan import ScanOptions
+from dashboard.inspect.nodes import is_topology_error, refresh_topology
 from dashboard.observer import readers
 from dashboard.observer.keyspace import KeyspaceCycle
 from dashboard.observer.section import Section
-from dashboard.observer.topology import means_topology_change, refresh_topology
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,8 @@ class Observer:
             elif due is not None:
                 wait = min(wait, max(due, 0.005))
         if time.monotonic() - self._topology_at >= TOPOLOGY_EVERY_S:
-            self._refresh_topology("periodic check", force=True)
+            self._topology_at = time.monotonic()
+            self._pool.submit(self._refresh_topology, "periodic check", True)
         return wait
 
     def _run_section(self, section: Section) -> None:
@@ -275,7 +276,7 @@ class Observer:
             self._wake.set()  # its next refresh may be due sooner than the scheduler's nap
 
     def _after_error(self, exc: BaseException) -> None:
-        if means_topology_change(exc):
+        if is_topology_error(exc):
             self._refresh_topology(describe_error("read", exc))
 
     def _refresh_topology(self, why: str, force: bool = False) -> None:
@@ -285,13 +286,14 @@ class Observer:
                 return
             self._topology_at = now
         try:
-            done = refresh_topology(self.client)
+            moved = refresh_topology(self.client)
         except Exception as exc:  # the server may still be down; try again later
-            done = None
+            moved = False
             log.debug("observer %s: topology refresh failed: %s", self.name, exc)
-        if done:
+        if moved:
             with self._lock:
-                self.topology_events.append({"at": round(time.time(), 3), "why": why, "did": done})
+                did = "the primaries changed: node map re-read"
+                self.topology_events.append({"at": round(time.time(), 3), "why": why, "did": did})
                 del self.topology_events[:-20]
 
     # --- health --------------------------------------------------------------------------
