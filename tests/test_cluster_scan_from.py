@@ -189,3 +189,26 @@ def test_a_finished_scan_leaves_no_connection_open_on_the_replicas(cluster, clus
         wait_for(lambda: scan_connections() == 0, "the scan's replica connections to close", 5)
     finally:
         client.close()
+
+
+def test_the_keyspace_page_says_which_node_each_shard_was_read_from(
+    cluster, cluster_client, make_app
+):
+    import re
+
+    from observer_support import wait_scan
+
+    for i in range(300):
+        cluster_client.set(f"user:{i}", i)
+    cluster.sync_replicas()
+    web = make_app(url=cluster.url, scan_from="replica", rescan_interval=0).test_client()
+    data = wait_scan(web)
+    replicas = {f"127.0.0.1:{n.port}" for n in cluster.replicas()}
+    shards = data["scan"]["nodes"]
+    assert len(shards) == 3 and {s["node"] for s in shards} <= replicas
+    assert all(s["read_from"] == "replica" and s["primary"] != s["node"] for s in shards)
+    html = web.get("/keyspace").get_data(as_text=True)
+    table = re.search(r'<details class="panel" id="scan-shards".*?</details>', html, re.S)[0]
+    assert table.count('<tr class="shard">') == 3 and "3 replicas" in table
+    for shard in shards:
+        assert shard["node"] in table and shard["primary"] in table
