@@ -62,3 +62,19 @@ def test_a_new_reading_is_a_new_page(make_app, r):
     assert "invoice" not in fresh_get(web, "/locks").get_data(as_text=True)
     Lock(r, "invoice", ttl=60).acquire()
     assert "invoice" in fresh_get(web, "/locks").get_data(as_text=True)
+
+
+def test_a_json_twin_is_serialized_once_per_reading_with_a_fresh_age(make_app, r):
+    Lock(r, "invoice", ttl=60).acquire()
+    app = make_app(live_refresh_s=600)
+    web = app.test_client()
+    first = fresh_get(web, "/locks.json").get_json()
+    hits = _cache(app).hits
+    time.sleep(0.3)
+    second = web.get("/locks.json").get_json()
+    assert _cache(app).hits == hits + 1  # the body came from the cache...
+    assert second["freshness"]["age_ms"] >= first["freshness"]["age_ms"] + 250  # ...its age not
+    assert {k: v for k, v in second.items() if k != "freshness"} == {
+        k: v for k, v in first.items() if k != "freshness"
+    }
+    assert second["locks"][0]["resource"] == "invoice"

@@ -48,7 +48,9 @@ def render(
     and served from the render cache (:mod:`dashboard.web.rendercache`).
     """
     if wants_json():
-        return jsonify(data), status
+        if version is None:
+            return jsonify(data), status
+        return _cached_json(data, status, version)
     name = template
     if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
         folder, _, base = template.rpartition("/")
@@ -62,6 +64,27 @@ def render(
         _cache(), key, lambda: render_template(name, **data, **context), csrf_token
     )
     return html, status
+
+
+# Parts of a twin that change between two requests for the same reading (its age, a
+# scan's progress, the tails' counters): serialized per request, the rest once per reading.
+PER_REQUEST = ("freshness", "cycle", "job", "tails")
+
+
+def _cached_json(data: dict[str, Any], status: int, version: Hashable) -> Any:
+    """The twin of one reading serialized once, with its per-request parts added."""
+    dumps = current_app.json.dumps
+    key = ("json", request.full_path, status, version)
+    cache = _cache()
+    body = cache.get(key)
+    if body is None:
+        body = dumps({k: v for k, v in data.items() if k not in PER_REQUEST})
+        cache.put(key, body)
+    fresh = {k: data[k] for k in PER_REQUEST if k in data}
+    if fresh:
+        head = dumps(fresh)
+        body = head if body == "{}" else head[:-1] + "," + body[1:]
+    return current_app.response_class(body + "\n", status=status, mimetype="application/json")
 
 
 def _exists(template: str) -> bool:
