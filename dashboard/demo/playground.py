@@ -39,7 +39,7 @@ class Playground:
         self.card_config = card_config or CardConfig()
         self.shop_config = shop_config
         self.knobs = knobs
-        self.audit = audit  # returns the app's AuditJob (in a request)
+        self.audit = audit  # the app's audit handle (web.audit.AuditHandle)
         self._lock = threading.RLock()
         self._busy: set[str] = set()
         self._ctx: CardContext | None = None

@@ -12,7 +12,6 @@ from typing import Any
 from .catalog import CATALOG, RULES, SEVERITIES
 from .engine import Audit, at_or_above, run_audit
 from .formats import FORMATS, render
-from .job import AuditJob
 from .thresholds import AuditConfig, ConfigError, load_config
 
 __all__ = [
@@ -22,7 +21,6 @@ __all__ = [
     "SEVERITIES",
     "Audit",
     "AuditConfig",
-    "AuditJob",
     "ConfigError",
     "at_or_above",
     "audit_settings",

@@ -15,7 +15,7 @@ from typing import Any
 
 from dashboard import __version__
 from dashboard.connection import is_cluster
-from dashboard.inspect.keyspace.rollup import Fact, Rollup
+from dashboard.inspect.keyspace.rollup import Rollup
 from dashboard.inspect.keyspace.scan import Batch, ScanOptions
 from dashboard.inspect.keyspace.scanjob import DONE, ScanJob
 from dashboard.inspect.layouts import LayoutTally
@@ -186,15 +186,7 @@ class Audit:
                 obs["hot-keys"] = HotKeyProbe(self.client, config, delimiter)
 
     def _feed(self, batch: Batch) -> None:
-        namespace = self._rollup.namespace
-        groups: dict[tuple[bytes, ...], list[Fact]] = {}
-        for fact in batch.facts:
-            ns = namespace(fact[0])
-            group = groups.get(ns)
-            if group is None:
-                groups[ns] = [fact]
-            else:
-                group.append(fact)
+        groups = self._rollup.group(batch.facts)  # the rollup's own split
         self._layouts.add_page(groups)  # marks this page's known-layout keys for the rules
         for observer in self._observers.values():
             observer.add(groups)

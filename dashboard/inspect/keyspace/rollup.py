@@ -219,8 +219,9 @@ class Rollup:
         """Count one key (``ttl`` in ms, -1 none, None unknown; None size/count: unknown)."""
         self.add_batch([(key, kind, ttl, size, count)])
 
-    def add_batch(self, facts: Iterable[Fact]) -> None:
-        """Count a page of ``(key, type, ttl_ms, bytes, count)`` facts."""
+    def group(self, facts: Iterable[Fact]) -> dict[tuple[bytes, ...], list[Fact]]:
+        """A page's facts by namespace (the split every consumer of a page shares: the
+        rollup itself and the audit's key rules)."""
         namespace = self.namespace
         groups: dict[tuple[bytes, ...], list[Fact]] = {}
         for fact in facts:
@@ -230,6 +231,11 @@ class Rollup:
                 groups[ns] = [fact]
             else:
                 group.append(fact)
+        return groups
+
+    def add_batch(self, facts: Iterable[Fact]) -> None:
+        """Count a page of ``(key, type, ttl_ms, bytes, count)`` facts."""
+        groups = self.group(facts)
         for ns, group in groups.items():
             self._stats_for(ns, len(group)).add_many(group, self.top_n)
             self.layouts.add(ns, group)
