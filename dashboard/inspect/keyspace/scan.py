@@ -73,7 +73,8 @@ def _type_name(value: Any) -> str:
 class NodeScanner:
     """Walks one node's keyspace with its own cursor; call :meth:`next_batch` until done.
 
-    ``conn``: a plain client for one node; ``cluster``: split pages by hash slot;
+    ``conn``: a plain client for one node (in a cluster: that node, never routed, since
+    a page's keys go to it in ARGV); ``cluster``: a cluster node (pages span slots);
     ``slots``: count only keys of these slots (a cluster shard's slots as assigned
     to this scanner; the others are ``skipped``); ``on_keys(keys)``: called between
     a page's SCAN and its facts (test seam).
