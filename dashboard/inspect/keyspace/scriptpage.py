@@ -32,9 +32,10 @@ from dashboard.patterns import scripts
 
 # A key whose slot left the node: no real type name is 6 bytes starting with NUL.
 MOVED = b"\x00moved"
-# How a node answers the ARGV form when a key is not its own to serve (Redis 7.0..8,
-# Valkey): not local (slot moved, migrated key, a demoted primary without READONLY),
-# or the cluster is down. The slot form then gets the precise MOVED/ASK/CLUSTERDOWN.
+# How a node answers the ARGV form when a key is not its own to serve (Redis 7.0's
+# words, probed: docs/scan.md): not local (slot moved, migrated key, a demoted primary
+# without READONLY), or the cluster is down. The slot form then gets the precise
+# MOVED/ASK/TRYAGAIN/CLUSTERDOWN.
 NOT_HERE = ("non local key", "cluster is down")
 # Replies that say a slot group's keys are not (all) on the node any more: MOVED, ASK,
 # and TRYAGAIN (several keys of a migrating slot, some already gone). Its keys count as
