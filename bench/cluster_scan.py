@@ -6,8 +6,10 @@ lists, sorted sets, streams; several namespaces; a third with TTLs) through
 per-node pipelines, then times the keyspace scan with ``parallel=1`` (sequential)
 and ``parallel=0`` (one reader per primary), alternating, ``--repeat`` times each.
 Every run's totals must equal the ground truth (sum of DBSIZE on the primaries),
-or the script fails. With ``--replicas 1 --scan-from replica`` the same from the
-replicas, with the primaries' commandstats checked for scan commands.
+or the script fails. ``script calls`` counts the EVALSHA_RO/EVAL_RO calls the servers
+answered per scan (commandstats): one per page with the keys in ARGV, against about
+one per key with the keys declared per slot. With ``--replicas 1 --scan-from replica``
+the same from the replicas, with the primaries' commandstats checked for scan commands.
 
     .venv/bin/python bench/cluster_scan.py                 # 300,000 keys
     .venv/bin/python bench/cluster_scan.py -n 1000000 --repeat 5
@@ -39,6 +41,7 @@ from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.scanjob import DONE, scan_keyspace
 
 SCAN_COMMANDS = ("cmdstat_scan", "cmdstat_evalsha_ro", "cmdstat_eval_ro", "cmdstat_type")
+SCRIPT_COMMANDS = ("cmdstat_evalsha_ro", "cmdstat_eval_ro")
 
 
 def commands_for(i: int) -> list[tuple]:
@@ -109,8 +112,19 @@ def servers_cpu(cluster: EmbeddedCluster) -> float:
     return total
 
 
+def calls_of(cluster: EmbeddedCluster, nodes: list, names: tuple[str, ...]) -> int:
+    """Calls of these commands (INFO commandstats) summed over ``nodes``."""
+    total = 0
+    for node in nodes:
+        with redis.Redis(port=node.port) as admin:
+            stats = admin.info("commandstats")
+        total += sum(stats.get(name, {}).get("calls", 0) for name in names)
+    return total
+
+
 def scan_once(cluster: EmbeddedCluster, parallel: int, scan_from: str, target_ms: float) -> dict:
     client = gate.install(connect(cluster.url), allow_writes=False)
+    calls_before = calls_of(cluster, cluster.nodes, SCRIPT_COMMANDS)
     server_before, cpu_before = servers_cpu(cluster), client_cpu()
     try:
         started = time.perf_counter()
@@ -127,16 +141,9 @@ def scan_once(cluster: EmbeddedCluster, parallel: int, scan_from: str, target_ms
         "keys": snap["result"]["tree"]["keys"],
         "client_cpu": client_cpu() - cpu_before,
         "server_cpu": servers_cpu(cluster) - server_before,
+        "script_calls": calls_of(cluster, cluster.nodes, SCRIPT_COMMANDS) - calls_before,
+        "pages": snap["batches"],
     }
-
-
-def primaries_scanned(cluster: EmbeddedCluster) -> int:
-    total = 0
-    for node in cluster.primaries():
-        with redis.Redis(port=node.port) as admin:
-            stats = admin.info("commandstats")
-        total += sum(stats.get(name, {}).get("calls", 0) for name in SCAN_COMMANDS)
-    return total
 
 
 def main() -> int:
@@ -172,22 +179,26 @@ def main() -> int:
                 runs[mode].append(run)
         print(
             f"{'mode':<12} {'median s':>9} {'best s':>8} {'keys/s':>10} "
-            f"{'client CPU s':>13} {'servers CPU s':>14} {'totals':>8}"
+            f"{'client CPU s':>13} {'servers CPU s':>14} {'pages':>6} {'script calls':>13} "
+            f"{'totals':>8}"
         )
         medians = {}
         for mode, done in runs.items():
             medians[mode] = median = statistics.median(r["seconds"] for r in done)
             cpu = statistics.median(r["client_cpu"] for r in done)
             server = statistics.median(r["server_cpu"] for r in done)
+            pages = statistics.median(r["pages"] for r in done)
+            calls = statistics.median(r["script_calls"] for r in done)
             print(
                 f"{mode:<12} {median:9.2f} {min(r['seconds'] for r in done):8.2f} "
-                f"{truth / median:10,.0f} {cpu:13.2f} {server:14.2f} {'= truth':>8}"
+                f"{truth / median:10,.0f} {cpu:13.2f} {server:14.2f} {pages:6,.0f} "
+                f"{calls:13,.0f} {'= truth':>8}"
             )
         speedup = medians["sequential"] / medians["parallel"]
         print(f"\nparallel / sequential speed-up: {speedup:.2f}x over {args.repeat} runs each")
         print(f"load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
         if args.scan_from == "replica":
-            touched = primaries_scanned(cluster)
+            touched = calls_of(cluster, cluster.primaries(), SCAN_COMMANDS)
             print(f"scan commands seen on the primaries: {touched}")
             if touched:
                 return 1

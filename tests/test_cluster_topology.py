@@ -4,6 +4,8 @@ ground truth (DBSIZE on the primaries once things settle) and the snapshot says 
 
 from __future__ import annotations
 
+import threading
+
 import redis
 from redis.crc import key_slot
 
@@ -98,6 +100,47 @@ def test_a_migration_in_progress_is_waited_out(cluster, cluster_client):
 
     snap = scan_with(cluster.url, reshard, parallel=1)
     assert_exact(snap, cluster, planted)
+
+
+def test_keys_migrated_under_a_page_fall_back_and_the_totals_stay_exact(cluster, cluster_client):
+    """A page's keys go in ARGV to the node that returned them; keys migrated between
+    the page's SCAN and its facts make that node refuse the call, the page is read again
+    one call per slot (ASK: moved, not vanished) and the walk is redone once the slot
+    has settled."""
+    planted = plant(cluster, cluster_client)
+    primaries = cluster.primaries()
+    owner = {slot: node for node in primaries for slot in cluster.slots_of(node)}
+    lock = threading.Lock()
+    pages, moving = [], []
+
+    def migrate(keys):  # a worker thread, between a page's SCAN and its facts
+        with lock:
+            if moving:
+                return
+            slot = key_slot(keys[-1])
+            source = owner[slot]
+            target = next(n for n in primaries if n is not source)
+            cluster.begin_migration([slot], source, target)
+            cluster.move_keys([slot], source, target)
+            moving.append(([slot], target))
+
+    def on_batch(batch):  # the job thread: let the slot settle some pages later
+        pages.append(batch)
+        if len(pages) == 30 and moving:
+            cluster.finish_migration(*moving[0])
+
+    client = gate.install(connect(cluster.url), allow_writes=False)
+    options = ScanOptions(max_count=50, start_count=50)
+    try:
+        snap = ScanJob(client, options, on_batch=on_batch, on_keys=migrate).run()
+    finally:
+        client.close()
+    assert moving and len(pages) > 30
+    assert_exact(snap, cluster, planted)
+    fallbacks = [b for b in pages if b.fallback]
+    assert fallbacks and sum(b.moved for b in fallbacks) >= 1
+    assert all(b.vanished == 0 for b in pages)
+    assert snap["restarts"] >= 1
 
 
 def test_a_primary_killed_during_a_scan(cluster, cluster_client):

@@ -321,6 +321,24 @@ def test_falls_back_to_pipelines_when_acl_refuses_scripting(private_server):
     assert strip_ttl(snap["result"]["tree"]) == strip_ttl(reference["result"]["tree"])
 
 
+def test_standalone_pages_declare_their_keys(private_server):
+    """Outside a cluster a page is one script call with every key in KEYS (the ARGV form
+    is for cluster pages spanning slots only): the server's own log of the calls says so."""
+    server = private_server("--slowlog-log-slower-than", "0", "--slowlog-max-len", "10000")
+    with redis.Redis(port=server.port) as admin:
+        for i in range(300):
+            admin.set(f"k:{i}", i)
+        snap = scan_keyspace(admin, ScanOptions(max_count=20, start_count=20))
+        logged = [e["command"].split(b" ") for e in admin.slowlog_get(10_000)]
+    assert snap["state"] == "done" and snap["result"]["tree"]["keys"] == 300
+    calls = [c for c in logged if c[0].upper() == b"EVALSHA_RO"]
+    assert len(calls) == snap["batches"]
+    for call in calls:
+        numkeys = int(call[2])
+        assert numkeys > 0 and all(k.startswith(b"k:") for k in call[3 : 3 + numkeys])
+        assert call[3 + numkeys :] == [b""]  # then only SAMPLES ('')
+
+
 def test_acl_key_patterns_count_refused_keys(private_server):
     server = private_server()
     admin = redis.Redis(port=server.port)

@@ -94,6 +94,9 @@ class Batch:
     moved: int = 0  # keys whose slot left the node mid-scan (MOVED/ASK): never "vanished"
     skipped: int = 0  # keys of slots this scanner is not assigned (importing, or read elsewhere)
     node: str = ""
+    # cluster: the node refused the page's one ARGV-form call (a key it does not serve:
+    # resharding, failover), so the page was read again one script call per hash slot
+    fallback: bool = False
 
 
 def is_refusal(exc: BaseException) -> bool:

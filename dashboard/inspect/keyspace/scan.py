@@ -6,9 +6,11 @@ is preferred; the **pipeline** path (TYPE+PTTL+MEMORY USAGE, then the counts, ea
 pipeline between TIME calls) takes over when scripting is refused or missing
 (ACL ``-@scripting``, Redis < 7, fakeredis), with per-command errors kept per key.
 The next SCAN rides in the same round trip as a page's facts; the page size adapts
-to ``target_ms``; keys that vanish mid-scan are counted, not fatal. In a cluster,
-Redis 7 requires one script call's KEYS to share a slot, so pages are split by
-slot (still one round trip). How and why, settings, numbers: docs/scan.md.
+to ``target_ms``; keys that vanish mid-scan are counted, not fatal. In a cluster a
+page's keys go in ARGV to the node that returned them (Redis 7 refuses one call's
+KEYS of several slots), read again one call per slot when the node does not serve
+them all (:mod:`~dashboard.inspect.keyspace.scriptpage`). How and why, settings,
+numbers: docs/scan.md.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from redis import exceptions as rx
 from redis.crc import key_slot
 
 from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
-from dashboard.patterns import scripts
 
 from .options import LUA, PATHS, PIPELINE, SCAN_FROM, Batch, ScanOptions, is_refusal
 from .rollup import Fact
+from .scriptpage import MOVED, ScriptPage, group, ok, send
 
 __all__ = [
     "LUA",
@@ -49,8 +51,6 @@ MAX_PAGE_KEY_BYTES = 4 * 1024 * 1024
 _TYPES = "string hash list set zset stream".split()
 _COUNT_COMMANDS = dict(zip(_TYPES, "STRLEN HLEN LLEN SCARD ZCARD XLEN".split(), strict=True))
 _TYPE_NAMES = {name.encode(): name for name in (*_TYPES, "none")}
-# A key whose slot left the node: no real type name is 6 bytes starting with NUL.
-MOVED = b"\x00moved"
 _MOVED = "\x00moved"
 _TYPE_NAMES[MOVED] = _MOVED
 _GONE = ("none", _MOVED)
@@ -73,7 +73,8 @@ def _type_name(value: Any) -> str:
 class NodeScanner:
     """Walks one node's keyspace with its own cursor; call :meth:`next_batch` until done.
 
-    ``conn``: a plain client for one node; ``cluster``: split pages by hash slot;
+    ``conn``: a plain client for one node (in a cluster: that node, never routed, since
+    a page's keys go to it in ARGV); ``cluster``: a cluster node (pages span slots);
     ``slots``: count only keys of these slots (a cluster shard's slots as assigned
     to this scanner; the others are ``skipped``); ``on_keys(keys)``: called between
     a page's SCAN and its facts (test seam).
@@ -100,8 +101,8 @@ class NodeScanner:
         self.count = self.count or max(opts.min_count, min(opts.start_count, opts.max_count))
         if opts.path != "auto":
             self.path, self.path_reason = opts.path, "chosen by the path option"
-        self._script = scripts.load("scan_batch")
         self._samples = b"" if opts.samples is None else str(opts.samples).encode()
+        self._lua = ScriptPage(self.conn, self._samples)
         self._pending: list[bytes] | None = None  # keys SCAN returned, facts not yet gathered
 
     def next_batch(self) -> Batch:
@@ -125,8 +126,9 @@ class NodeScanner:
             self.on_keys(page)
         keys, groups = self._assigned(page)
         after = None if rest or not self.cursor else self.cursor  # piggyback the next SCAN
+        fell_back = False
         if keys:
-            path, server_us, flat, following = self._facts(keys, groups, after)
+            path, server_us, flat, following, fell_back = self._facts(keys, groups, after)
         else:
             path, server_us, flat = None, None, []
             following = None if after is None else self.conn.scan(after, count=count)
@@ -153,6 +155,7 @@ class NodeScanner:
             moved,
             len(page) - len(keys),
             self.name,
+            fell_back,
         )
 
     def facts(self, keys: list[bytes]) -> tuple[list[Fact], int, int, int]:
@@ -161,7 +164,7 @@ class NodeScanner:
         if not keys:
             return [], 0, 0, 0
         keys, groups = self._assigned(keys)
-        _path, server_us, flat, _ = self._facts(keys, groups, None)
+        _path, server_us, flat, _, _ = self._facts(keys, groups, None)
         facts, vanished, refused, moved = _facts_of(keys, flat)
         return facts, vanished + moved, refused, server_us or 0  # moved: not on this node
 
@@ -175,15 +178,19 @@ class NodeScanner:
             wanted = self.slots
             kept = [(k, s) for k, s in zip(page, slots, strict=True) if s in wanted]
             page, slots = [k for k, _ in kept], [s for _, s in kept]
-        return page, _group(slots)
+        return page, group(slots)
 
     def _facts(
         self, keys: list[bytes], groups: list[list[int]], after: int | None
     ) -> tuple[Any, ...]:
-        """``(path, server_us, flat, next SCAN reply)``; flat: type, pttl, bytes, count per key."""
+        """``(path, server_us, flat, next SCAN reply, fell back)``; flat: type, pttl, bytes,
+        count per key; fell back: a cluster page the node refused in the ARGV form (a key
+        it does not serve) was read again one call per slot."""
         if self.path != PIPELINE:
             try:
-                server_us, flat, following = self._lua(keys, groups, after)
+                server_us, flat, following, fell_back = self._lua.facts(
+                    keys, groups, after, self.count
+                )
             except CONNECTION_ERRORS:
                 raise
             except rx.RedisError as exc:
@@ -196,54 +203,8 @@ class NodeScanner:
                 self.path_reason = describe_error("EVALSHA_RO scan_batch", exc)
             else:
                 self.path = LUA
-                return LUA, server_us, flat, following
-        return (PIPELINE, *self._pipeline(keys, after))
-
-    def _lua(
-        self, keys: list[bytes], groups: list[list[int]], after: int | None
-    ) -> tuple[int, list[Any], Any]:
-        args = [self._samples]
-        if len(groups) == 1 and after is None:
-            try:
-                replies, following = [self._script.call_ro(self.conn, keys, args)], None
-            except (rx.MovedError, rx.AskError) as exc:  # the slot left this node
-                replies, following = [exc], None
-        else:
-            replies = self._evalsha_groups(keys, groups, after)
-            following = _ok(replies.pop()) if after is not None else None
-            missing = [n for n, reply in enumerate(replies) if isinstance(reply, rx.NoScriptError)]
-            if missing:  # first call on this node, SCRIPT FLUSH, failover: EVAL_RO loads it
-                first = missing.pop(0)
-                group_keys = [keys[i] for i in groups[first]]
-                try:
-                    replies[first] = self._script.call_ro(self.conn, group_keys, args)
-                except (rx.MovedError, rx.AskError) as exc:
-                    replies[first] = exc
-                if missing:
-                    again = self._evalsha_groups(keys, [groups[n] for n in missing], None)
-                    for n, reply in zip(missing, again, strict=True):
-                        replies[n] = reply
-        parts = [_unpack(reply, len(group)) for reply, group in zip(replies, groups, strict=True)]
-        server_us = sum(us for us, _ in parts)
-        if len(groups) == 1:
-            return server_us, parts[0][1], following
-        flat: list[Any] = [None] * (4 * len(keys))
-        for group, (_, values) in zip(groups, parts, strict=True):
-            for n, i in enumerate(group):
-                flat[4 * i : 4 * i + 4] = values[4 * n : 4 * n + 4]
-        return server_us, flat, following
-
-    def _evalsha_groups(
-        self, keys: list[bytes], groups: list[list[int]], after: int | None
-    ) -> list[Any]:
-        """One EVALSHA_RO per slot group (and the next SCAN) in one round trip."""
-        sha, samples = self._script.sha, self._samples
-        commands: list[tuple[Any, ...]] = [
-            ("EVALSHA_RO", sha, len(group), *[keys[i] for i in group], samples) for group in groups
-        ]
-        if after is not None:
-            commands.append(("SCAN", after, "COUNT", self.count))
-        return self._send(commands)
+                return LUA, server_us, flat, following, fell_back
+        return (PIPELINE, *self._pipeline(keys, after), False)
 
     def _pipeline(self, keys: list[bytes], after: int | None) -> tuple[int, list[Any], Any]:
         """Two pipelines, each between TIME calls so the server's span is measured."""
@@ -259,8 +220,8 @@ class NodeScanner:
         commands.append(("TIME",))
         if after is not None:
             commands.append(("SCAN", after, "COUNT", self.count))
-        first = self._send(commands)
-        following = _ok(first.pop()) if after is not None else None
+        first = send(self.conn, commands)
+        following = ok(first.pop()) if after is not None else None
         server_us = _span(first.pop(0), first.pop())
         flat: list[Any] = []
         counts: list[tuple[Any, ...]] = [("TIME",)]
@@ -282,35 +243,11 @@ class NodeScanner:
                 counts.append((command, key))
                 wanted.append(i)
         if wanted:
-            replies = self._send([*counts, ("TIME",)])
+            replies = send(self.conn, [*counts, ("TIME",)])
             server_us += _span(replies.pop(0), replies.pop())
             for i, value in zip(wanted, replies, strict=True):
                 flat[4 * i + 3] = None if isinstance(value, Exception) else value
         return server_us, flat, following
-
-    def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        """A pipeline without redis-py's per-command bookkeeping (it costs more than the
-        server's work here): pack through the connection's (gated) packer, write once,
-        read the replies raw; an error reply stays in its place."""
-        pool = self.conn.connection_pool
-        try:
-            conn = pool.get_connection()
-        except TypeError:  # redis-py < 5.3 wants a command name
-            conn = pool.get_connection("SCAN")
-        try:
-            conn.send_packed_command(conn.pack_commands(commands))
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(conn.read_response())
-                except rx.ResponseError as exc:
-                    replies.append(exc)
-            return replies
-        except BaseException:
-            conn.disconnect()  # a half-read reply stream cannot be reused
-            raise
-        finally:
-            pool.release(conn)
 
     def _probe_memory(self, key: bytes) -> None:
         """Ask once whether MEMORY USAGE exists for us: fakeredis fails a whole pipeline
@@ -344,9 +281,11 @@ class NodeScanner:
     def state(self) -> dict[str, Any]:
         """Plain data for progress reports (``memory``: MEMORY USAGE is in use)."""
         names = ("cursor", "done", "count", "path", "path_reason", "memory_reason")
-        return {"node": self.name, "memory": self.memory is not False} | {
-            name: getattr(self, name) for name in names
-        }
+        return {
+            "node": self.name,
+            "memory": self.memory is not False,
+            "fallbacks": self._lua.fallbacks,
+        } | {name: getattr(self, name) for name in names}
 
 
 def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int, int]:
@@ -367,23 +306,6 @@ def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int,
     return kept, len(facts) - len(kept) - refused - moved, refused, moved
 
 
-def _unpack(reply: Any, keys: int) -> tuple[int, list[Any]]:
-    """``(server_us, flat)`` from one scan_batch reply: a tab-separated string
-    (server µs, then type, pttl, bytes, count per key; '' for unknown), or the MOVED/ASK
-    error of a group whose slot left the node (its keys are marked moved)."""
-    if isinstance(reply, (rx.MovedError, rx.AskError)):  # resharding: left this node
-        return 0, [MOVED, None, None, None] * keys
-    reply = _ok(reply)
-    if isinstance(reply, str):  # a client with decode_responses=True
-        reply = reply.encode("utf-8", "surrogateescape")
-    values: list[Any] = reply.split(b"\t")
-    server_us = int(values.pop(0))
-    values[1::4] = list(map(int, values[1::4]))
-    values[2::4] = [int(v) if v else None for v in values[2::4]]
-    values[3::4] = [int(v) if v else None for v in values[3::4]]
-    return server_us, values
-
-
 def _within_budget(keys: list[bytes]) -> list[bytes]:
     """The leading keys whose names fit in MAX_PAGE_KEY_BYTES (at least one key)."""
     ends = list(accumulate(map(len, keys)))
@@ -392,23 +314,8 @@ def _within_budget(keys: list[bytes]) -> list[bytes]:
     return keys[: max(bisect_right(ends, MAX_PAGE_KEY_BYTES), 1)]
 
 
-def _ok(reply: Any) -> Any:
-    """A pipeline reply, or raise the error it holds."""
-    if isinstance(reply, Exception):
-        raise reply
-    return reply
-
-
 def _span(before: Any, after: Any) -> int:
     """Microseconds between two TIME replies ((sec, usec) pairs)."""
     if isinstance(before, Exception) or isinstance(after, Exception):
         return 0
     return (int(after[0]) - int(before[0])) * 1_000_000 + int(after[1]) - int(before[1])
-
-
-def _group(slots: list[int]) -> list[list[int]]:
-    """Positions grouped by cluster hash slot, in order of first appearance."""
-    groups: dict[int, list[int]] = {}
-    for i, slot in enumerate(slots):
-        groups.setdefault(slot, []).append(i)
-    return list(groups.values())
