@@ -19,19 +19,21 @@ class LossyProxy:
         self.target_port = target_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self._armed: list[bytes] = []
+        self._armed: list[tuple[bytes, bool]] = []
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.lost = 0  # replies dropped so far
         threading.Thread(target=self._accept, daemon=True, name="lossy-proxy").start()
 
-    def arm(self, marker: bytes = b"EVAL") -> None:
-        """Lose the reply to the next request that contains ``marker``."""
+    def arm(self, marker: bytes = b"EVAL", cut: bool = True) -> None:
+        """Lose the reply to the next request that contains ``marker``: cut the connection
+        (``cut``), or swallow the reply and keep the connection open (the client's read
+        times out)."""
         with self._lock:
-            self._armed.append(marker)
+            self._armed.append((marker, cut))
 
     def close(self) -> None:
-        self.listener.close()
+        _cut(self.listener)  # wakes the accepting thread
         with self._lock:
             for sock in self._sockets:
                 _cut(sock)
@@ -45,35 +47,31 @@ class LossyProxy:
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
                 self._sockets += [client, upstream]
-            doomed = threading.Event()
-            threading.Thread(
-                target=self._requests, args=(client, upstream, doomed), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._replies, args=(upstream, client, doomed), daemon=True
-            ).start()
+            doomed: list[bool] = []  # how to lose the next reply: cut (True) or swallow
+            for pump, ends in (
+                (self._requests, (client, upstream)),
+                (self._replies, (upstream, client)),
+            ):
+                threading.Thread(target=pump, args=(*ends, doomed), daemon=True).start()
 
-    def _requests(
-        self, client: socket.socket, upstream: socket.socket, doomed: threading.Event
-    ) -> None:
+    def _requests(self, client: socket.socket, upstream: socket.socket, doomed: list[bool]) -> None:
         while data := _recv(client):
             with self._lock:
-                if self._armed and self._armed[0] in data:
-                    self._armed.pop(0)
-                    doomed.set()  # before the request goes out, so before its reply comes back
+                if self._armed and not doomed and self._armed[0][0] in data:
+                    doomed.append(self._armed.pop(0)[1])  # before the request goes out
             try:
                 upstream.sendall(data)
             except OSError:
                 break
         _cut(upstream)
 
-    def _replies(
-        self, upstream: socket.socket, client: socket.socket, doomed: threading.Event
-    ) -> None:
+    def _replies(self, upstream: socket.socket, client: socket.socket, doomed: list[bool]) -> None:
         while data := _recv(upstream):
-            if doomed.is_set() and not data.startswith(b"-NOSCRIPT"):  # that one ran nothing
+            if doomed and not data.startswith(b"-NOSCRIPT"):  # a NOSCRIPT reply ran nothing
                 self.lost += 1
-                break  # the server answered; the client never hears it
+                if doomed.pop(0):
+                    break  # the server answered; the client never hears it
+                continue
             try:
                 client.sendall(data)
             except OSError:
