@@ -16,7 +16,7 @@ hash tag ``{<resource>}``, so every script below runs on one cluster slot:
   ``wait_ms_total``, and the ids that make the scripts idempotent: ``tried`` (last
   failed token), ``released`` (last released token), ``extend_id``.
 
-Acquire is ONE script (type checks, INCR fence, SET PX, HSET info, HINCRBY counters):
+Acquire is ONE script (type checks, INCR fence, SET PX, one HSET of info and counters):
 one round trip, and a holder always has a fence. Acquire, release and extend are
 idempotent, so a resend after a lost reply is safe; the wait statistic is not resent.
 """
