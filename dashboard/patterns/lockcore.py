@@ -27,6 +27,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from random import getrandbits
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -286,7 +287,8 @@ class LockCore:
         token = self._require_token("extend")
         add_ms = ms(additional_time, "additional_time", self.key)
         mode = "replace" if replace_ttl else "add"
-        args = [token, add_ms, mode, add_ms + INFO_TTL_MS, secrets.token_hex(8)]
+        request_id = f"{getrandbits(64):016x}"  # unique per call, not secret: no system call
+        args = [token, add_ms, mode, add_ms + INFO_TTL_MS, request_id]
         try:
             result = yield Script(_EXTEND, self._pair, args, retry=True)  # idempotent by id
         except ResponseError as exc:
