@@ -31,17 +31,17 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import HIREDIS_AVAILABLE
 
-try:
-    from hiredis import pack_command as _hiredis_pack
+try:  # private to redis-py: without them (another version), connections use their own path
+    from hiredis import pack_command as hiredis_pack
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 except ImportError:  # pragma: no cover - hiredis is a dependency
-    _hiredis_pack = None
+    hiredis_pack = NOT_ENOUGH_DATA = _AsyncHiredisParser = None
 
 _CLOSED = "Connection closed by server."
 _UTF8 = ("utf-8", "utf8")
@@ -98,7 +98,7 @@ def direct(conn: Any) -> bool:
     """True when :func:`exchange` reproduces what ``conn`` itself would send and read."""
     encoder = conn.encoder
     return (
-        _hiredis_pack is not None
+        hiredis_pack is not None
         and HIREDIS_AVAILABLE
         and type(conn._parser) is _AsyncHiredisParser
         and type(conn).pack_command is _BASE_PACK
@@ -111,18 +111,17 @@ def direct(conn: Any) -> bool:
 async def exchange(conn: Any, command: Sequence[Any]) -> Any:
     """Send one command on a connected ``conn`` (see :func:`direct`) and read its reply."""
     writer = conn._writer
-    writer.write(_hiredis_pack(command))
+    writer.write(hiredis_pack(command))
     if writer.transport.get_write_buffer_size():  # the kernel did not take it all
         await _drain(conn, writer)
     parser = conn._parser
     reader = parser._reader
+    push = getattr(parser, "_hiredis_PushNotificationType", None)
     reply = reader.gets()
     while True:
         if reply is NOT_ENOUGH_DATA:
             reader.feed(await _read(conn, parser))
-        elif parser._hiredis_PushNotificationType is not None and isinstance(
-            reply, parser._hiredis_PushNotificationType
-        ):
+        elif push is not None and isinstance(reply, push):
             await parser.handle_push_response(reply)
         else:
             break

@@ -31,7 +31,7 @@ from redis.asyncio.connection import ConnectionPool as AsyncConnectionPool
 from redis.connection import ConnectionPool
 from redis.exceptions import NoScriptError, ResponseError
 
-from dashboard.patterns.afastcall import script_once
+from dashboard.patterns.afastcall import hiredis_pack, script_once
 
 _SYNC_POOLS: dict[type, bool | None] = {ConnectionPool: None}
 _ASYNC_POOLS: dict[type, bool | None] = {AsyncConnectionPool: None}
@@ -43,6 +43,7 @@ try:  # Sentinel pools keep the base class's free list; their connections find t
     _ASYNC_POOLS[_AsyncSentinelPool] = None
 except ImportError:  # pragma: no cover - every supported redis-py has them
     pass
+_HIREDIS_PACKER = getattr(redis.connection, "HiredisRespSerializer", None)
 _POOL_ATTRS = ("_available_connections", "_in_use_connections", "_lock")
 
 
@@ -112,12 +113,20 @@ def _give_back(pool: Any, conn: Any) -> None:
         pool._available_connections.append(conn)
 
 
+def _send(conn: Any, command: tuple[Any, ...]) -> None:
+    packer = type(getattr(conn, "_command_packer", None))
+    if packer is _HIREDIS_PACKER and hiredis_pack is not None:  # what that packer calls
+        conn.send_packed_command((hiredis_pack(command),))
+    else:  # another packer (e.g. the dashboard's command gate): it sees every command
+        conn.send_command(*command)
+
+
 def _once(conn: Any, script: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-    conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    _send(conn, ("EVALSHA", script.sha, len(keys), *keys, *args))
     try:
         return conn.read_response()
     except NoScriptError:
-        conn.send_command("EVAL", script.script, len(keys), *keys, *args)
+        _send(conn, ("EVAL", script.script, len(keys), *keys, *args))
         return conn.read_response()
 
 
