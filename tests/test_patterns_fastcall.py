@@ -218,3 +218,15 @@ def test_async_error_replies_keep_the_connection(r, redis_server):
             await client.aclose()
 
     assert run_fresh(main) == 1
+
+
+def test_a_blocking_connection_killed_while_idle_costs_no_counting_hit(r, redis_server):
+    client = redis.Redis(port=redis_server.port, client_name="idlekill-sync")
+    try:
+        limiter = RateLimiter(client, "idle", 10, 60, algorithm="gcra")
+        limiter.hit("u")
+        (victim,) = _clients_named(r, "idlekill-sync")
+        r.client_kill_filter(_id=victim["id"])
+        assert limiter.hit("u").remaining == 8  # not a ConnectionError: nothing was sent
+    finally:
+        client.close()

@@ -13,6 +13,14 @@ NOSCRIPT, on the same connection) and reads one reply. ``retry=True`` retries wi
 the connection's own retry policy; ``retry=False`` never resends: a lost reply
 raises and the connection is dropped.
 
+On asyncio the connection is driven by :mod:`dashboard.patterns.afastcall`
+(no Task, packer or timer of redis.asyncio's per command; the socket timeout kept).
+A connection the server closed while it sat idle in the pool is replaced before
+anything is sent on it (blocking: one zero-timeout poll, as redis-py's pool does;
+not over TLS), so even a script that is never resent does not fail for it.
+An error reply is read in full, so the connection goes back to the pool; any other
+error drops it (a reply may still be on the wire).
+
 Anything else (cluster clients, pipelines, single-connection clients, client-side
 caching, fakeredis, blocking pools) takes redis-py's ordinary path: there the
 client's own retry policy applies, which is why every script that may run there
@@ -22,6 +30,8 @@ either is idempotent or says in its docs what a resend would do.
 from __future__ import annotations
 
 import os
+import select
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -95,7 +105,30 @@ def _borrow(pool: Any) -> Any:
             conn = None
         else:
             pool._in_use_connections.add(conn)
-    return conn if conn is not None else pool.get_connection()
+    if conn is None:
+        return pool.get_connection()
+    _check_idle(conn)
+    return conn
+
+
+def _check_idle(conn: Any) -> None:
+    """Drop a pooled connection the server closed (or left data on) while it sat idle,
+    as redis-py's own pool does: one zero-timeout poll, so a script that is never
+    resent is not lost on a dead socket."""
+    sock = getattr(conn, "_sock", None)
+    if type(sock) is not socket.socket:
+        return  # not connected yet (the send connects), or TLS (its own records are readable)
+    fd = sock.fileno()
+    if fd < 0:
+        return
+    if fd < 1024:
+        readable = select.select((fd,), (), (), 0)[0]
+    else:  # past select()'s limit
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        readable = poller.poll(0)
+    if readable:
+        conn.disconnect()  # closed or not in step: the next send connects afresh
 
 
 def _give_back(pool: Any, conn: Any) -> None:
