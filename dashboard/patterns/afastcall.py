@@ -20,7 +20,7 @@ client time than the whole round trip needs. Here:
 Errors are redis-py's: ``ConnectionError`` for a lost connection, ``TimeoutError``
 for a timeout, the parsed ``ResponseError`` for an error reply. A connection whose
 configuration this path does not reproduce (another parser or packer, health
-checks, a subclass that packs differently, e.g. a gated one) uses its own
+checks, a subclass that packs differently) uses its own
 ``send_command`` / ``read_response``.
 """
 
