@@ -1,6 +1,6 @@
 """Our limiters and lock against the libraries they replace, on one private redis-server.
 
-    python bench/patterns_vs_peers.py [--rounds 15] [--ops 200] [--clients 16]
+    python bench/patterns_vs_peers.py [--rounds 15] [--ops 500] [--clients 16]
 
 Pairs (ours vs peer), each blocking (redis.Redis) and asyncio (redis.asyncio):
 
@@ -18,7 +18,9 @@ ops/s of each side over the rounds and the ratio: the median over rounds of
 ours / peer measured back to back in the same round (>= 1.0 means ours is at
 least as fast). Pairing within a round keeps a noisy, shared machine's slow
 moments from landing on one side only; the spread column gives the lowest and
-highest round's ratio. Limits are set high so every hit is allowed
+highest round's ratio (500 calls a client a round: shorter rounds on a shared
+machine measure its hiccups more than the code; the whole run takes about three
+minutes on two cores). Limits are set high so every hit is allowed
 (the path an application takes almost always); 100 identities take turns.
 
 ``limits`` is not a dependency of redis-dashboard: ``pip install limits`` to get the
@@ -204,7 +206,7 @@ async def measure_async(make: Factory, workers: int, ops: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--ops", type=int, default=200, help="calls per client per round")
+    parser.add_argument("--ops", type=int, default=500, help="calls per client per round")
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     server = EmbeddedRedis().start()

@@ -402,3 +402,16 @@ def test_foreign_fence_key_fails_before_any_write(r):
     with pytest.raises(LockError, match=r"lock:\{bad\}:info holds a string"):
         Lock(r, "bad").acquire()
     assert not r.exists("lock:{bad}")
+
+
+def test_a_garbled_counter_restarts_instead_of_failing_a_release_half_way(r):
+    """The counters are written back in one HSET after every check: a counter that does
+    not hold a number counts from 0, and the release it belongs to still completes."""
+    lock = Lock(r, "garbled", ttl=10)
+    lock.acquire()
+    r.hset(info_key("garbled"), mapping={"releases": "many", "hold_ms_total": "x", "attempts": ""})
+    lock.release()
+    assert not r.exists("lock:{garbled}")
+    info = _info(r, "garbled")
+    assert info["releases"] == "1" and int(info["hold_ms_total"]) >= 0
+    assert lock.acquire() == 2 and _info(r, "garbled")["attempts"] == "1"

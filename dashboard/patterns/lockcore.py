@@ -16,7 +16,7 @@ hash tag ``{<resource>}``, so every script below runs on one cluster slot:
   ``wait_ms_total``, and the ids that make the scripts idempotent: ``tried`` (last
   failed token), ``released`` (last released token), ``extend_id``.
 
-Acquire is ONE script (type checks, INCR fence, SET PX, HSET info, HINCRBY counters):
+Acquire is ONE script (type checks, INCR fence, SET PX, one HSET of info and counters):
 one round trip, and a holder always has a fence. Acquire, release and extend are
 idempotent, so a resend after a lost reply is safe; the wait statistic is not resent.
 """
@@ -27,6 +27,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from random import getrandbits
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -286,7 +287,8 @@ class LockCore:
         token = self._require_token("extend")
         add_ms = ms(additional_time, "additional_time", self.key)
         mode = "replace" if replace_ttl else "add"
-        args = [token, add_ms, mode, add_ms + INFO_TTL_MS, secrets.token_hex(8)]
+        request_id = f"{getrandbits(64):016x}"  # unique per call, not secret: no system call
+        args = [token, add_ms, mode, add_ms + INFO_TTL_MS, request_id]
         try:
             result = yield Script(_EXTEND, self._pair, args, retry=True)  # idempotent by id
         except ResponseError as exc:

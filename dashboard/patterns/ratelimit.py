@@ -39,10 +39,10 @@ The logic is one core (:class:`LimiterCore`) run by two shells: :class:`RateLimi
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from random import getrandbits
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -147,8 +147,8 @@ class LimiterCore:
             raise ValueError(f"{key!r}: cost must be an int in 1..{self.limit}, got {cost!r}")
         algo = self.algorithm
         args: tuple[Any, ...] = (*self._args, cost)
-        if algo == "sliding":
-            args = (*args, secrets.token_hex(8))
+        if algo == "sliding":  # unique per request, not secret: no system call for it
+            args = (*args, f"{getrandbits(64):016x}")
         try:
             reply = yield Script(self._script, (key,), args, self._resend)
         except ResponseError as exc:
