@@ -156,6 +156,13 @@ def test_unreachable_server_raises_connection_error():
             "redis://h/0?db=1&PASSWORD=Ab3;sentinel_password=xYz9#frag",
             "redis://h/0?db=1&PASSWORD=***;sentinel_password=***#frag",
         ),
+        # an @ in a query password is not the end of user information (found by
+        # tests/test_properties.py: this once printed "redis://h:***@xYz9")
+        ("redis://h:1/0?password=Ab3@xYz9", "redis://h:***"),
+        (
+            "redis://:Ab3@h/0?sentinel_password=p@xYz9&db=1",
+            "redis://:***@h/0?sentinel_password=***&db=1",
+        ),
     ],
 )
 def test_mask_url_masks_awkward_passwords(url, expected):
