@@ -28,6 +28,7 @@ LUA = ROOT / "lua"
 
 _CACHE = ["tests/test_cache.py", "tests/test_patterns_resend.py", "tests/test_async_patterns.py"]
 _LOCKS = [
+    "tests/test_lock_info.py",
     "tests/test_locks.py",
     "tests/test_lock_ownership.py",
     "tests/test_patterns_resend.py",
@@ -48,7 +49,7 @@ _SESSIONS = [
 SCRIPT_TESTS: dict[str, list[str]] = {
     "cache_store": _CACHE,
     "set_if_absent": _CACHE,
-    "compare_and_delete": [*_CACHE, "tests/test_live_views.py"],
+    "compare_and_delete": ["tests/test_scripts.py", *_CACHE, "tests/test_live_views.py"],
     "leaderboard_around": ["tests/test_leaderboard.py"],
     "lock_acquire": _LOCKS,
     "lock_extend": _LOCKS,
@@ -103,6 +104,8 @@ _TOKEN = re.compile(
 # After one of these, a ``-`` is unary (a sign, not a subtraction: flipping it to
 # ``+`` is a syntax error Lua reports at load, not a logic change worth a run).
 _OPERAND_ENDS = {"number", "name", "string", ")", "]", "}"}
+# Lua's string.sub takes a start of 0 as 1: flipping that 1 changes nothing.
+_STRING_SUB_START = re.compile(r"(?:\bstring\.sub\(\s*[^,()]+,|:sub\()\s*\Z")
 _KEYWORDS = {"and", "or", "not", "return", "if", "then", "elseif", "else", "local", "in", "do"}
 
 
@@ -137,7 +140,8 @@ def flips(script: str, source: str) -> Iterator[Flip]:
             previous = "string"
             continue
         if kind == "number":
-            yield from _number_flips(script, line, here, text)
+            if not (text == "1" and _STRING_SUB_START.search(source, 0, here[0])):
+                yield from _number_flips(script, line, here, text)
         elif kind == "op" and text == "-" and previous not in _OPERAND_ENDS:
             pass  # unary minus
         elif text in SWAPS and (kind == "op" or kind == "name"):

@@ -95,6 +95,7 @@ def run(groups: list[str], max_children: int) -> int:
     os.chdir(ROOT)
     from mutmut.__main__ import _run  # imported here: it reads pyproject.toml on import
 
+    _fast_tests_first()
     results = _results()
     if results:
         names = [n for n, code in results.items() if code is None and _group_of(n) in groups]
@@ -109,6 +110,25 @@ def run(groups: list[str], max_children: int) -> int:
     except SystemExit as exc:  # mutmut ends with exit() on a failed clean run
         return int(exc.code or 0)
     return 0
+
+
+def _fast_tests_first() -> None:
+    """Run each mutant's tests fastest first: most mutants die on a quick unit test, and
+    mutmut stops at the first failure (it hands pytest the tests in the order kept)."""
+    import mutmut.__main__ as mm
+
+    collect = mm.collect_or_load_stats
+
+    def ordered(*args: object, **kwargs: object) -> None:
+        collect(*args, **kwargs)
+        state = mm.state()
+        took = state.duration_by_test
+        for name, tests in list(state.tests_by_mangled_function_name.items()):
+            state.tests_by_mangled_function_name[name] = sorted(
+                tests, key=lambda test: (took.get(test, 0.0), test)
+            )
+
+    mm.collect_or_load_stats = ordered
 
 
 def _group_of(name: str) -> str | None:

@@ -147,6 +147,8 @@ def test_unreachable_server_raises_connection_error():
         ("redis://u:p@s@s@host:6379/2", "redis://u:***@host:6379/2"),
         ("redis://u:Ab3:xYz9@host", "redis://u:***@host"),  # a colon in the password
         ("redis://onlyuser@host", "redis://***@host"),  # a lone token may be a password
+        ("redis://onlyuser@host:6379/0", "redis://***@host:6379/0"),  # port's colon: not it
+        ("redis://:Ab3://xYz9@host", "redis://:***@host"),  # :// inside the password
         ("redis://host:6379/0?password=Ab3xYz9", "redis://host:6379/0?password=***"),
         (
             "redis+sentinel://s1:26379/mymaster?sentinel_password=Ab3xYz9&x=1",

@@ -90,3 +90,11 @@ def test_every_mutation_pattern_names_code_that_exists(group):
 def test_equivalent_mutants_listed_in_the_docs_exist_in_a_group():
     for name in mutation_python.equivalents():
         assert mutation_python._group_of(name), name
+
+
+def test_the_start_of_string_sub_is_not_flipped_to_zero():
+    """Lua takes a string.sub start of 0 as 1: that flip could never be killed."""
+    shown = [str(f).split(": ", 1)[1] for f in mutation_lua.flips("t", "x = s:sub(1, 5)\n")]
+    assert shown == []
+    shown = [str(f).split(": ", 1)[1] for f in mutation_lua.flips("t", "x = string.sub(s, 1, 1)")]
+    assert shown == ["1 -> 0"]  # the end index still is

@@ -40,6 +40,9 @@ def _app(username: str = "", password: str = "") -> Flask:
     return app
 
 
+CSRF_MESSAGE = "missing or wrong CSRF token: reload the page and try again"
+
+
 def _basic(user: str, password: str) -> dict[str, str]:
     raw = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {raw}"}
@@ -68,7 +71,9 @@ def test_a_forged_token_is_refused_without_auth(client, method):
     for bad in (forged, "x", token + "x", token[:-1], "ü" * 5):
         assert send("/act", data={"csrf_token": bad}).status_code == 400, bad
         assert send("/act", headers={"X-CSRF-Token": bad}).status_code == 400, bad
-    assert send("/act").status_code == 400  # none at all
+    refused = send("/act")  # none at all
+    assert refused.status_code == 400
+    assert CSRF_MESSAGE in refused.get_data(as_text=True)
     assert send("/act", data={"csrf_token": token}).status_code == 200
 
 
@@ -82,8 +87,9 @@ def test_a_token_from_another_session_is_refused():
 
 
 def test_no_session_token_means_every_post_is_refused(client):
-    assert client.post("/act", data={"csrf_token": "anything"}).status_code == 400
-    assert client.post("/act", data={"csrf_token": ""}).status_code == 400
+    for sent in ("anything", "", "None", "null"):  # "None": str() of a missing token
+        assert client.post("/act", data={"csrf_token": sent}).status_code == 400
+        assert client.post("/act", headers={"X-CSRF-Token": sent}).status_code == 400
     # the placeholder of the render cache is never a valid token
     assert client.post("/act", data={"csrf_token": CSRF_PLACEHOLDER}).status_code == 400
 
@@ -91,7 +97,7 @@ def test_no_session_token_means_every_post_is_refused(client):
 def test_the_token_is_stable_within_a_session_and_unguessable(client):
     first = _token(client)
     assert _token(client) == first
-    assert len(first) >= 32
+    assert len(base64.urlsafe_b64decode(first + "=")) == 32  # 256 random bits
     assert client.get("/cached-token").get_data(as_text=True) == CSRF_PLACEHOLDER
     assert _token(client) == first  # rendering for the cache did not replace it
 
@@ -118,6 +124,7 @@ def test_basic_auth_refuses_any_wrong_part(user, password):
     client = _app("admin", "s3cret").test_client()
     refused = client.get("/act", headers=_basic(user, password))
     assert refused.status_code == 401
+    assert refused.get_data() == b"authentication required\n"
     assert refused.headers["WWW-Authenticate"] == 'Basic realm="redis-dashboard", charset="UTF-8"'
     assert client.get("/act", headers=_basic("admin", "s3cret")).status_code == 200
 
