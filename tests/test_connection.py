@@ -149,6 +149,7 @@ def test_unreachable_server_raises_connection_error():
         ("redis://onlyuser@host", "redis://***@host"),  # a lone token may be a password
         ("redis://onlyuser@host:6379/0", "redis://***@host:6379/0"),  # port's colon: not it
         ("redis://:Ab3://xYz9@host", "redis://:***@host"),  # :// inside the password
+        ("redis://:Ab3?password=@host", "redis://:***"),  # two secrets that touch: one ***
         ("redis://host:6379/0?password=Ab3xYz9", "redis://host:6379/0?password=***"),
         (
             "redis+sentinel://s1:26379/mymaster?sentinel_password=Ab3xYz9&x=1",
