@@ -98,3 +98,9 @@ def test_the_start_of_string_sub_is_not_flipped_to_zero():
     assert shown == []
     shown = [str(f).split(": ", 1)[1] for f in mutation_lua.flips("t", "x = string.sub(s, 1, 1)")]
     assert shown == ["1 -> 0"]  # the end index still is
+
+
+def test_identical_flips_on_a_line_are_told_apart_by_their_rank():
+    source = "x = a - b - c\n"
+    keys = [key for key, _ in mutation_lua.keyed("t", source)]
+    assert keys == [("t", "x = a - b - c", "- -> +", 1), ("t", "x = a - b - c", "- -> +", 2)]
