@@ -88,17 +88,20 @@ def equivalents() -> dict[str, str]:
     return dict(rows)
 
 
-def run(groups: list[str], max_children: int) -> int:
-    """Run the mutants of ``groups`` that have no result yet (all when none exist)."""
+def run(groups: list[str], max_children: int, again: bool = False) -> int:
+    """Run the mutants of ``groups`` that have no result yet (all when none exist);
+    ``again``: also those that survived (after tests were added)."""
     import os
 
     os.chdir(ROOT)
     from mutmut.__main__ import _run  # imported here: it reads pyproject.toml on import
 
     _fast_tests_first()
+    _keep_results_when_tests_are_added()
     results = _results()
     if results:
-        names = [n for n, code in results.items() if code is None and _group_of(n) in groups]
+        wanted = {None, 33, *SURVIVED} if again else {None}
+        names = [n for n, code in results.items() if code in wanted and _group_of(n) in groups]
         if not names:
             print("every mutant of these groups has a result: see `tests/mutation report`")
             return 0
@@ -129,6 +132,20 @@ def _fast_tests_first() -> None:
             )
 
     mm.collect_or_load_stats = ordered
+
+
+def _keep_results_when_tests_are_added() -> None:
+    """mutmut forgets every result when the test selection changes. Here it only ever
+    grows (a new test file for a survivor): kills stay kills, new tests are found as
+    new tests, and survivors are run again on request (``--again``)."""
+    from mutmut import configuration
+
+    fingerprint = configuration.Config.config_fingerprint
+
+    def without_selection(self: configuration.Config) -> dict[str, str]:
+        return {k: v for k, v in fingerprint(self).items() if k != "test_selection"}
+
+    configuration.Config.config_fingerprint = without_selection
 
 
 def _group_of(name: str) -> str | None:
@@ -183,15 +200,22 @@ def _row(group: str, c: dict[str, int]) -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
         return report()
-    children = 1
-    if argv[:1] and argv[0].startswith("--max-children="):
-        children = int(argv.pop(0).split("=", 1)[1])
+    children, again = 1, False
+    while argv[:1] and argv[0].startswith("--"):
+        option = argv.pop(0)
+        if option.startswith("--max-children="):
+            children = int(option.split("=", 1)[1])
+        elif option == "--again":
+            again = True
+        else:
+            print(f"unknown option {option}", file=sys.stderr)
+            return 2
     groups = argv or list(GROUPS)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         print(f"unknown group(s) {unknown}; groups: {', '.join(GROUPS)}", file=sys.stderr)
         return 2
-    return run(groups, children)
+    return run(groups, children, again)
 
 
 if __name__ == "__main__":
