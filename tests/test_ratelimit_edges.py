@@ -27,3 +27,16 @@ def test_the_key_lives_at_most_one_window(r, algorithm, limit, window):
         assert limiter.hit("who").allowed
         pttl = r.pttl(limiter.key_for("who"))
         assert 0 < pttl <= window * 1000
+
+
+@pytest.mark.parametrize("algorithm", ["fixed", "sliding"])
+def test_a_key_that_lost_its_ttl_gets_one_back(r, algorithm):
+    """PERSIST, or a restore without TTL: a limiter key must not block (or live) forever."""
+    limiter = RateLimiter(r, "persist", 2, 5, algorithm=algorithm)
+    for _ in range(2):
+        assert limiter.hit("who").allowed
+    key = limiter.key_for("who")
+    r.persist(key)
+    assert r.pttl(key) == -1
+    assert not limiter.hit("who").allowed  # still blocked: the entries are young
+    assert 0 < r.pttl(key) <= 5000
