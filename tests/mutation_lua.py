@@ -27,7 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "lua"
 DOC = ROOT / "docs" / "testing.md"
 
-_CACHE = ["tests/test_cache.py", "tests/test_patterns_resend.py", "tests/test_async_patterns.py"]
+_CACHE = [
+    "tests/test_lua_edges.py",
+    "tests/test_cache.py",
+    "tests/test_patterns_resend.py",
+    "tests/test_async_patterns.py",
+]
 _LOCKS = [
     "tests/test_lock_info.py",
     "tests/test_locks.py",
@@ -37,12 +42,14 @@ _LOCKS = [
 ]
 _LIMITS = [
     "tests/test_ratelimit_edges.py",
+    "tests/test_lua_edges.py",
     "tests/test_ratelimit.py",
     "tests/test_properties.py",
     "tests/test_patterns_resend.py",
     "tests/test_async_patterns.py",
 ]
 _SESSIONS = [
+    "tests/test_lua_edges.py",
     "tests/test_sessions.py",
     "tests/test_patterns_resend.py",
     "tests/test_async_patterns.py",
@@ -61,6 +68,7 @@ SCRIPT_TESTS: dict[str, list[str]] = {
     "ratelimit_sliding": _LIMITS,
     "ratelimit_gcra": _LIMITS,
     "scan_batch": [
+        "tests/test_lua_edges.py",
         "tests/test_scan.py",
         "tests/test_scan_properties.py",
         "tests/test_cluster_moved.py",
