@@ -338,9 +338,67 @@ def test_lock_layout_from_the_token_shape():
         (b"9" * 21, False),
         (b"", False),
         (b"12a", False),
-        ("12", False),
+        ("12", True),  # decode_responses=True: a str
         (None, False),
     ],
 )
 def test_what_counts_as_our_fencing_counter(value, counter):
     assert ownership._is_counter(value) is counter
+
+
+# --- our locks: the evidence that a lock:{x} name is ours (live/ownership.py) -----------
+
+
+def _ours(resource: str) -> Claim:
+    return Claim(
+        kind="lock",
+        layout="dashboard",
+        reader="ours-lock",
+        key=f"lock:{{{resource}}}".encode(),
+        group="",
+        subject=resource,
+    )
+
+
+@pytest.mark.parametrize("decode", [False, True])
+def test_our_lock_is_known_by_its_companions(r, make_client, decode):
+    from dashboard.patterns.locks import Lock
+
+    Lock(r, "full", ttl=30).acquire()  # fence and info hash
+    Lock(r, "fenced", ttl=30).acquire()
+    r.delete("lock:{fenced}:info")  # the stats expired: only the fence proves it
+    r.set("lock:{theirs}", "token")  # redis-py's Lock(r, "lock:{theirs}"): no companions
+    r.set("lock:{wide}:fence", "1" * 21)  # too long for a counter
+    r.hset("lock:{wide}:info", "attempts", "1" * 21)
+    r.hset("lock:{twenty}:info", "attempts", "9" * 20)  # the longest counter there is
+    r.set("lock:{zero}:fence", "")
+    r.hset("lock:{zero}:info", "attempts", "")
+    client = make_client(decode_responses=True) if decode else r
+    names = ["full", "fenced", "theirs", "wide", "twenty", "zero"]
+    evidence = ownership.our_resources(client, [_ours(n) for n in names])
+    assert evidence == ["info", "fence", None, None, "info", None]
+
+
+def test_a_held_lock_known_only_by_its_fence_has_unknown_counters(r):
+    from dashboard.inspect.live import state
+    from dashboard.patterns.locks import Lock
+
+    Lock(r, "fenced", ttl=30).acquire()
+    r.delete("lock:{fenced}:info")
+    skipped = []
+    [(_, entry)] = state._read_locks(r, [_ours("fenced")], skipped)
+    assert entry["held"] and entry["layout"] == "dashboard" and entry["fence"] is None
+    for name in ("attempts", "failures", "expired", "releases", "avg_hold_ms"):
+        assert entry[name] is None, name  # unknown, not 0
+    assert skipped == []
+
+
+def test_server_ms_is_whole_milliseconds():
+    from dashboard.inspect.live import state
+
+    class Node:
+        def time(self):
+            return (1_700_000_000, 999_999)
+
+    assert state._server_ms(Node()) == 1_700_000_000_999
+    assert isinstance(state._server_ms(Node()), int)
