@@ -126,3 +126,63 @@ def test_folding_a_page_counts_everything_and_ends_a_run_of_errors():
     assert (state["scanned"], state["analysed"], state["batches"]) == (18, 4, 2)
     assert state["server_ms"] == 0.5 and state["attempt"] == 1 and state["slots"] is None
     assert state["read_from"] == "primary" and state["primary"] == "h:1"
+
+
+def test_the_snapshot_of_a_finished_scan_field_by_field(r, redis_server):
+    from dashboard.inspect.keyspace.scanjob import ScanJob
+
+    for i in range(30):
+        r.set(f"k:{i}", "v" * i)
+    clock = {"now": 1000.0}
+    options = ScanOptions(start_count=10, min_count=10, max_count=10)
+    job = ScanJob(r, options, clock=lambda: clock["now"], monotonic=lambda: 50.0)
+    assert job.snapshot()["resumable"] is False and job.snapshot()["age_s"] is None
+    job.run()
+    port = redis_server.port
+    clock["now"] = 1012.5
+    snap = job.snapshot()
+    node = snap.pop("nodes")
+    result = snap.pop("result")
+    assert snap.pop("server_ms") >= 0 and snap.pop("max_batch_ms") >= 0
+    assert snap.pop("batches") >= 3
+    assert snap == {
+        "state": "done",
+        "error": None,
+        "resumable": False,
+        "started_at": 1000.0,
+        "finished_at": 1000.0,
+        "age_s": 12.5,
+        "duration_s": 0.0,  # the injected monotonic clock never moved
+        "runs": 1,
+        "path": "lua",
+        "path_reasons": [],
+        "dbsize": 30,
+        "progress": 1.0,
+        "scanned": 30,
+        "analysed": 30,
+        "vanished": 0,
+        "refused": 0,
+        "moved": 0,
+        "skipped": 0,
+        "sampling": False,
+        "restarts": 0,
+        "events": [
+            {
+                "at": 1000.0,
+                "kind": "source",
+                "node": f"localhost:{port}",
+                "reason": "scan_from=primary",
+            }
+        ],
+        "options": options.public(),
+    }
+    [shard] = node
+    assert (shard["scanned"], shard["analysed"], shard["done"], shard["dbsize"]) == (
+        30,
+        30,
+        True,
+        30,
+    )
+    assert result["finished_at"] == 1000.0 and result["estimated"] is False
+    assert result["factor"] == 1.0 and result["tree"]["keys"] == 30
+    assert job.snapshot(include_result=False).get("result", "absent") == "absent"
