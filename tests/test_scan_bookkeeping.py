@@ -186,3 +186,62 @@ def test_the_snapshot_of_a_finished_scan_field_by_field(r, redis_server):
     assert result["finished_at"] == 1000.0 and result["estimated"] is False
     assert result["factor"] == 1.0 and result["tree"]["keys"] == 30
     assert job.snapshot(include_result=False).get("result", "absent") == "absent"
+
+
+def test_type_names_of_modules_and_odd_replies():
+    from dashboard.inspect.keyspace import scan
+
+    assert scan._type_name(b"hash") == "hash"
+    assert scan._type_name(b"ReJSON-RL") == "ReJSON-RL"  # a module's type: kept as is
+    assert scan._type_name(b"bad\xff") == "bad\ufffd"  # never an exception
+    assert scan._type_name("zset") == "zset"  # decode_responses=True
+
+
+def test_facts_of_keys_found_another_way(r):
+    """NodeScanner.facts: the key browser's and bulk actions' path (keys from SCAN MATCH)."""
+    scanner = NodeScanner(r, ScanOptions(path="lua"), name="n")
+    assert scanner.facts([]) == ([], 0, 0, 0)
+    r.set("a", "xy")
+    r.hset("b", "f", "v")
+    facts, vanished, refused, server_us = scanner.facts([b"a", b"gone", b"b"])
+    assert [(f[0], f[1], f[2], f[4]) for f in facts] == [
+        (b"a", "string", -1, 2),
+        (b"b", "hash", -1, 1),
+    ]
+    assert all(f[3] > 0 for f in facts)
+    assert (vanished, refused) == (1, 0) and server_us >= 0
+
+
+def test_a_background_scan_runs_in_a_named_daemon_thread_and_can_be_cancelled(r):
+    import threading
+
+    from dashboard.inspect.keyspace.scanjob import ScanJob
+
+    for i in range(300):
+        r.set(f"k:{i}", i)
+    seen = {}
+    release = threading.Event()
+
+    def first_page(batch):
+        if seen:
+            return
+        thread = threading.current_thread()
+        seen.update(name=thread.name, daemon=thread.daemon, state=job.snapshot()["state"])
+        job.cancel()
+        seen["after_cancel"] = job.snapshot()["state"]
+        release.wait(10)
+
+    job = ScanJob(r, ScanOptions(start_count=10, min_count=10, max_count=10), on_batch=first_page)
+    assert job.start() is True
+    assert job.start() is False  # already running
+    release.set()
+    assert job.wait(30)
+    assert seen == {
+        "name": "keyspace-scan",
+        "daemon": True,  # a stuck scan never keeps the process from exiting
+        "state": "running",
+        "after_cancel": "cancelling",
+    }
+    snap = job.snapshot()
+    assert snap["state"] == "cancelled" and snap["resumable"] is True
+    assert 0 < snap["scanned"] < 300
