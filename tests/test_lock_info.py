@@ -62,3 +62,17 @@ def test_hold_time_never_goes_negative_when_the_clock_steps_back(r):
     lock.release()
     info = _info(r, "skew")
     assert info["hold_ms_total"] == "0" and info["releases"] == "1"
+
+
+def test_hold_time_is_measured_in_whole_ms_of_server_time(r):
+    lock = Lock(r, "held", ttl=10)
+    total = 0
+    for _ in range(25):  # many tries: a wrong rounding shows unless every try ends in 1 ms
+        lock.acquire()
+        at = int(_info(r, "held")["acquired_at_ms"])
+        before = _server_ms(r)
+        lock.release()
+        after = _server_ms(r)
+        held = int(_info(r, "held")["hold_ms_total"]) - total
+        assert before - at <= held <= after - at
+        total += held
