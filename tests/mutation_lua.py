@@ -232,7 +232,17 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("REDIS_DASHBOARD_")}
 
 
+def _survivors_of(log: Path) -> set[tuple[str, int, str]]:
+    """(script, line, flip) of every flip a previous run's output says survived."""
+    found = re.findall(r"^SURVIVED (\w+)\.lua:(\d+): (.+)$", log.read_text(), re.M)
+    return {(script, int(line), change) for script, line, change in found}
+
+
 def main(argv: list[str]) -> int:
+    only = None
+    if argv[:1] == ["--again"]:  # only what survived the run whose output is given
+        only = _survivors_of(Path(argv[1]))
+        argv = sorted({script for script, _, _ in only})
     scripts = argv or sorted(p.stem for p in LUA.glob("*.lua"))
     unmapped = [s for s in scripts if s not in SCRIPT_TESTS]
     if unmapped:
@@ -254,6 +264,8 @@ def main(argv: list[str]) -> int:
                 return 2
             timeout = max(60.0, 3 * clean_s)
             for key, flip in keyed(script, source):
+                if only is not None and (script, flip.line, flip.change) not in only:
+                    continue
                 total += 1
                 why = waivers.get(key)
                 if why:
