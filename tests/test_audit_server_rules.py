@@ -51,9 +51,9 @@ def test_no_maxmemory_names_each_node_without_a_limit():
 
 
 def test_a_source_refused_everywhere_is_a_skip_and_somewhere_a_limitation():
-    with pytest.raises(Skip, match="^h:1: NOPERM no INFO$"):
+    with pytest.raises(Skip, match=r"^h:1: NOPERM no INFO$"):
         sr.no_maxmemory(_ctx({"info-memory": [_refused("NOPERM no INFO", "h:1")]}))
-    with pytest.raises(Skip, match="^info-memory was not gathered$"):
+    with pytest.raises(Skip, match=r"^info-memory was not gathered$"):
         sr.no_maxmemory(_ctx({}))
     ctx = _ctx({"info-memory": [_refused("NOPERM", "h:1"), _node({"maxmemory": "0"}, "h:2")]})
     assert [f.subject for f in sr.no_maxmemory(ctx)] == ["maxmemory @ h:2"]
