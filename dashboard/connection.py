@@ -68,7 +68,7 @@ class ConnectionOptions:
     ssl_check_hostname: bool | None = None
 
 
-_SECRET_PARAM = re.compile(r"([?&;][^=&;#]*password[^=&;#]*=)[^&;#]*", re.IGNORECASE)
+_SECRET_PARAM = re.compile(r"([?&;][^=&;#]*password[^=&;#]*=)([^&;#]*)", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
@@ -77,16 +77,30 @@ def mask_url(url: str) -> str:
     Works on the raw text, not a parsed URL: a password with an unencoded ``/``, ``?``
     or ``#`` would otherwise end up in the "path" and be shown. Everything between
     ``://`` and the last ``@`` is user information; query parameters whose name
-    contains ``password`` (``password``, ``sentinel_password``) are masked too.
+    contains ``password`` (``password``, ``sentinel_password``) are masked too. Both
+    are found in the original text and every character either covers is hidden, so a
+    query password holding an ``@`` cannot pass for the end of the user information.
     """
     text = str(url)
+    spans = [m.span(2) for m in _SECRET_PARAM.finditer(text)]
     scheme, sep, rest = text.partition("://")
     if sep and "@" in rest:
-        userinfo, _, hostinfo = rest.rpartition("@")
-        user, colon, _secret = userinfo.partition(":")
-        shown = f"{user}:***" if colon else "***"
-        text = f"{scheme}://{shown}@{hostinfo}"
-    return _SECRET_PARAM.sub(r"\1***", text)
+        start = len(scheme) + len(sep)
+        end = start + rest.rindex("@")
+        colon = text.find(":", start, end)
+        spans.append((start if colon < 0 else colon + 1, end))
+    merged: list[list[int]] = []
+    for begin, finish in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], finish)
+        else:
+            merged.append([begin, finish])
+    out, pos = [], 0
+    for begin, finish in merged:
+        out += [text[pos:begin], "***"]
+        pos = finish
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _scheme(url: str) -> str:

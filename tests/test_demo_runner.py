@@ -13,6 +13,8 @@ import pytest
 import redis
 from demo_support import alive, start_demo, wait_for
 
+from dashboard.embedded import in_ci
+
 
 def _port_closed(port: int) -> bool:
     try:
@@ -40,8 +42,17 @@ def _live_traffic(demo, client: redis.Redis) -> None:
     return playground
 
 
-@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server on PATH")
+def _need_redis_server() -> None:
+    """Skip without redis-server on PATH, but fail in CI (CI=true), where it must be."""
+    if shutil.which("redis-server"):
+        return
+    if in_ci():
+        pytest.fail("CI needs redis-server on PATH", pytrace=False)
+    pytest.skip("needs redis-server on PATH")
+
+
 def test_demo_on_a_private_redis_server_then_ctrl_c_leaves_nothing():
+    _need_redis_server()
     demo = start_demo()
     try:
         banner = demo.banner()

@@ -114,3 +114,92 @@ def test_healthz_documented(web):
     section = _section("/healthz")
     for name in web.get("/healthz").get_json():
         assert f'"{name}"' in section
+
+
+# --- docs -> code: every field a table documents is in the twin ---------------------
+
+# Fields a table documents that a twin carries only in some states; each says when.
+SOMETIMES = {
+    # /keys.json names `nodes` in the same row as `scan_calls`; it is in every answer.
+}
+
+
+def _documented_fields(section: str) -> list[str]:
+    """The names in the first column of the section's first `| field | meaning |` table."""
+    match = re.search(r"^\| field \| meaning \|\n\|[-|]+\|\n((?:\|.*\n?)+)", section, re.M)
+    if not match:
+        return []
+    names = []
+    for row in match.group(1).splitlines():
+        first = row.split("|")[1]
+        names += re.findall(r"`([^`]+)`", first)
+    return names
+
+
+TABLE_PAGES = [
+    "/keyspace.json",
+    "/keys.json?match=a*",
+    "/slowlog.json",
+    "/clients.json",
+    "/commands.json",
+    "/info.json",
+    "/ratelimits.json",
+    "/locks.json",
+    "/streams.json",
+    "/stream.json?k=cw",
+    "/pubsub.json?channel=x",
+    "/playground.json",
+    "/history.json",
+    "/history/keyspace.json",
+    "/history/streams.json",
+    "/compare.json",
+]
+
+
+def test_every_page_with_a_field_table_is_checked():
+    sections = re.findall(r"^## `(/[^`?<]+)[^`]*`\n", DOC, re.M)
+    with_table = {s for s in sections if _documented_fields(_section(s))}
+    checked = {p.split("?")[0] for p in TABLE_PAGES} | {"/fleet.json"}
+    assert with_table == checked
+
+
+@pytest.mark.parametrize("path", TABLE_PAGES)
+def test_every_documented_field_is_in_the_twin(web, r, path):
+    r.set("a", "1")
+    r.xadd("s", {"f": "v"})
+    data = _wait(web, path)
+    route = path.split("?")[0]
+    documented = _documented_fields(_section(route))
+    assert documented, f"{route}: no field table found"
+    absent = [n for n in documented if n not in data and n not in SOMETIMES.get(route, ())]
+    assert not absent, f"{path}: documented but not in the twin: {absent}"
+
+
+def test_every_documented_fleet_field_is_in_the_twin(redis_server, r):
+    from dashboard.targets import Target
+    from dashboard.web import create_app
+
+    targets = [Target("one", redis_server.url), Target("two", redis_server.url)]
+    app = create_app({"rescan_interval": 0}, targets)
+    try:
+        data = app.test_client().get("/fleet.json").get_json()
+    finally:
+        app.extensions["redis_dashboard_fleet"].close()
+    absent = [n for n in _documented_fields(_section("/fleet.json")) if n not in data]
+    assert not absent, f"/fleet.json: documented but not in the twin: {absent}"
+
+
+def test_every_documented_freshness_field_is_in_a_freshness_object(web, r):
+    documented = _documented_fields(DOC.split("## Freshness", 1)[1].split("\n## ", 1)[0])
+    assert "age_ms" in documented
+    keyspace = _wait(web, "/keyspace.json")["freshness"]
+    live = _wait(web, "/ratelimits.json")["freshness"]
+    only_live = {"error_at", "failures", "generation"}  # "live sections only"
+    only_keyspace = {"scan_id"}  # "the keyspace only"
+    for name in documented:
+        if name in only_live:
+            assert name in live and name not in keyspace, name
+        elif name in only_keyspace:
+            assert name in keyspace and name not in live, name
+        else:
+            assert name in keyspace and name in live, name

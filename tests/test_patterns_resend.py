@@ -101,6 +101,8 @@ def test_sliding_hit_resent_is_counted_once(r, lossy, proxy, lose_reply):
     assert proxy.lost == 1
     assert decision.allowed and decision.remaining == 7
     assert r.zcard(limiter.key_for("u")) == 3
+    # the resend's answer is the first one's: not blocked, budget back within the window
+    assert decision.retry_after_s == 0 and 0 < decision.reset_after_s <= 60
 
 
 def test_async_twins_behave_the_same_on_a_lost_reply(r, proxy, lose_reply):

@@ -351,6 +351,7 @@ def test_acl_key_patterns_count_refused_keys(private_server):
     snap = scan_keyspace(limited)
     assert snap["state"] == "done" and snap["path"] == "pipeline"
     assert (snap["scanned"], snap["analysed"], snap["refused"]) == (8, 5, 3)
+    assert snap["vanished"] == 0 and snap["moved"] == 0  # refused is not also vanished
     assert snap["result"]["tree"]["keys"] == 5 and snap["result"]["tree"]["unsized_keys"] == 0
 
 

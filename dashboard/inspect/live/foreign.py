@@ -60,7 +60,9 @@ def limiter_entry(claim: Claim, **fields: Any) -> dict[str, Any]:
         "problem": None,
     }
     entry.update(fields)
-    if entry["limit"] is not None and entry["problem"] is None:
+    # A problem that left the usage unknown leaves ``remaining`` as given; one that did
+    # not (a counter without TTL still counts) does not.
+    if entry["limit"] is not None and (entry["problem"] is None or "used" in fields):
         entry["remaining"] = max(0, entry["limit"] - entry["used"])
     return entry
 

@@ -22,6 +22,8 @@ FENCE_BYTES = 24  # a fencing counter is at most 20 digits
 
 
 def _is_counter(value: Any) -> bool:
+    if isinstance(value, str):  # a client with decode_responses=True
+        value = value.encode("utf-8", "surrogateescape")
     return isinstance(value, bytes) and 0 < len(value) <= 20 and value.isdigit()
 
 

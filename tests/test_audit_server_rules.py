@@ -1,0 +1,282 @@
+"""The server-level audit rules (dashboard/inspect/audit/serverrules.py) on server facts
+written here: INFO fields, commandstats rows, SLOWLOG entries, the default user, for one
+node or two (a cluster, where subjects name the node). Each finding compared whole;
+each rule at its thresholds; refused sources become skips or noted limitations."""
+
+import pytest
+
+from dashboard.inspect.audit import serverrules as sr
+from dashboard.inspect.audit.facts import Facts, NodeFact
+from dashboard.inspect.audit.findings import Finding, Skip
+from dashboard.inspect.audit.thresholds import config_from_mapping
+
+
+def _ctx(sources, rules=None, **kw):
+    facts = Facts(cluster=False, sources=sources)
+    return sr.Context(config_from_mapping({"rules": rules or {}}), facts, **kw)
+
+
+def _node(data, address=None):
+    return NodeFact(address, True, data)
+
+
+def _refused(reason, address=None):
+    return NodeFact(address, False, None, reason)
+
+
+def test_no_maxmemory_names_each_node_without_a_limit():
+    memory = {
+        "maxmemory": "0",
+        "used_memory": 1024,
+        "used_memory_human": "1K",
+        "total_system_memory": 8 << 30,
+        "maxmemory_policy": "noeviction",
+    }
+    ctx = _ctx({"info-memory": [_node(memory, "h:1"), _node({"maxmemory": "100"}, "h:2")]})
+    assert sr.no_maxmemory(ctx) == [
+        Finding(
+            "no-maxmemory",
+            "maxmemory @ h:1",
+            "maxmemory is 0: Redis grows until the machine runs out of memory",
+            {
+                "maxmemory": 0,
+                "used_memory": 1024,
+                "used_memory_human": "1K",
+                "total_system_memory": 8 << 30,
+                "maxmemory_policy": "noeviction",
+            },
+            subject_kind="config",
+        )
+    ]
+
+
+def test_a_source_refused_everywhere_is_a_skip_and_somewhere_a_limitation():
+    with pytest.raises(Skip, match=r"^h:1: NOPERM no INFO$"):
+        sr.no_maxmemory(_ctx({"info-memory": [_refused("NOPERM no INFO", "h:1")]}))
+    with pytest.raises(Skip, match=r"^info-memory was not gathered$"):
+        sr.no_maxmemory(_ctx({}))
+    ctx = _ctx({"info-memory": [_refused("NOPERM", "h:1"), _node({"maxmemory": "0"}, "h:2")]})
+    assert [f.subject for f in sr.no_maxmemory(ctx)] == ["maxmemory @ h:2"]
+    assert ctx.limitations == {"no-maxmemory": ["h:1: NOPERM"]}
+
+
+def test_connection_pressure_by_share_or_rejections():
+    rules = {"connection-pressure": {"max_share": 0.8, "max_rejected": 5}}
+    busy = {
+        "connected_clients": 80,
+        "maxclients": 100,
+        "rejected_connections": 6,
+        "blocked_clients": 2,
+    }
+    [found] = sr.connection_pressure(_ctx({"info-clients": [_node(busy)]}, rules))
+    assert found == Finding(
+        "connection-pressure",
+        "clients",
+        "80 of 100 client slots in use (80%); 6 connections rejected since the stats were reset",
+        {
+            "connected_clients": 80,
+            "maxclients": 100,
+            "share": 0.8,
+            "rejected_connections": 6,
+            "blocked_clients": 2,
+        },
+        subject_kind="server",
+    )
+    calm = {"connected_clients": 79, "maxclients": 100, "rejected_connections": 5}
+    assert sr.connection_pressure(_ctx({"info-clients": [_node(calm)]}, rules)) == []
+    no_limit = {"connected_clients": 79, "maxclients": 0, "rejected_connections": 9}
+    [found] = sr.connection_pressure(_ctx({"info-clients": [_node(no_limit)]}, rules))
+    assert found.message == "9 connections rejected since the stats were reset"
+    assert found.evidence["share"] is None
+
+
+def test_logical_databases_beyond_the_allowed_number():
+    keyspace = {"db0": {"keys": 5}, "db3": {"keys": 1}, "db4": {"keys": 0}, "other": 1}
+    ctx = _ctx(
+        {"info-keyspace": [_node(keyspace)]}, {"logical-databases": {"max_dbs": 1}}, scanned_db=0
+    )
+    assert sr.logical_databases(ctx) == [
+        Finding(
+            "logical-databases",
+            "databases",
+            "2 logical databases hold keys (db0, db3); this audit scanned db 0",
+            {"databases": {"db0": 5, "db3": 1}, "scanned_db": 0},
+            subject_kind="server",
+        )
+    ]
+    ctx = _ctx({"info-keyspace": [_node(keyspace)]}, {"logical-databases": {"max_dbs": 2}})
+    assert sr.logical_databases(ctx) == []
+
+
+def _stats(*rows, address=None):
+    return _node([{"command": c, "calls": n} for c, n in rows], address)
+
+
+def _slow(*entries, address=None):
+    return _node(list(entries), address)
+
+
+def _entry(command, duration_us, client_name="app", start=1000):
+    return {
+        "command": command,
+        "duration_us": duration_us,
+        "start_time": start,
+        "client_address": "10.0.0.1:5000",
+        "client_name": client_name,
+    }
+
+
+def test_keys_command_from_commandstats_and_the_slowlog():
+    sources = {
+        "commandstats": [
+            _stats(("keys", 3), ("get", 9), address="h:1"),
+            _stats(("keys", 2), address="h:2"),
+        ],
+        "slowlog": [
+            _slow(
+                _entry("KEYS user:*", 900),
+                _entry("keys *", 300),
+                _entry("KEYS own", 5000, client_name="redis-dashboard"),
+                _entry("GET x", 99999),
+            )
+        ],
+    }
+    [found] = sr.keys_command(_ctx(sources))
+    assert found == Finding(
+        "keys-command",
+        "KEYS",
+        "KEYS was called 5 times since the stats were reset; 2 KEYS calls are in the SLOWLOG",
+        {
+            "calls": 5,
+            "slowlog_entries": 2,
+            "slowest_us": 900,
+            "examples": [
+                {"command": "KEYS user:*", "client": "10.0.0.1:5000"},
+                {"command": "keys *", "client": "10.0.0.1:5000"},
+            ],
+        },
+        subject_kind="command",
+        weight=5,
+    )
+
+
+def test_keys_command_with_one_source_refused_notes_it():
+    ctx = _ctx({"commandstats": [_refused("NOPERM info")], "slowlog": [_slow(_entry("KEYS a", 5))]})
+    [found] = sr.keys_command(ctx)
+    assert found.message == "1 KEYS calls are in the SLOWLOG" and found.evidence["calls"] == 0
+    assert ctx.limitations["keys-command"] == ["NOPERM info"]
+    with pytest.raises(Skip, match="NOPERM info; NOPERM slowlog"):
+        sr.keys_command(
+            _ctx(
+                {"commandstats": [_refused("NOPERM info")], "slowlog": [_refused("NOPERM slowlog")]}
+            )
+        )
+    quiet = _ctx(
+        {"commandstats": [_stats(("keys", 1))], "slowlog": [_slow()]},
+        {"keys-command": {"min_calls": 2}},
+    )
+    assert sr.keys_command(quiet) == []
+
+
+def test_flush_commands_per_command_with_their_nodes():
+    sources = {
+        "commandstats": [
+            _stats(("flushdb", 2), ("flushall", 1), address="h:1"),
+            _stats(("flushdb", 1), address="h:2"),
+        ]
+    }
+    assert sr.flush_command(_ctx(sources, {"flush-command": {"min_calls": 2}})) == [
+        Finding(
+            "flush-command",
+            "FLUSHDB",
+            "FLUSHDB was called 3 times since the stats were reset",
+            {"calls": 3, "nodes": ["h:1", "h:2"]},
+            subject_kind="command",
+            weight=3,
+        )
+    ]
+    standalone = _ctx({"commandstats": [_stats(("flushall", 1))]})
+    assert sr.flush_command(standalone)[0].evidence == {"calls": 1}  # no node names
+
+
+def test_slow_commands_grouped_by_command_slowest_first():
+    sources = {
+        "slowlog": [
+            _slow(
+                _entry("HGETALL big", 20_000, start=1),
+                _entry("hgetall b", 50_000, start=2),
+                _entry("SORT x", 5_000),
+                _entry("KEYS *", 90_000),
+                _entry("GET y", 9_999),
+            )
+        ]
+    }
+    rules = {"slow-commands": {"min_duration_us": 10_000, "min_entries": 1}}
+    assert sr.slow_commands(_ctx(sources, rules)) == [
+        Finding(
+            "slow-commands",
+            "HGETALL",
+            "2 HGETALL calls in the SLOWLOG, slowest 50.0 ms",
+            {
+                "entries": 2,
+                "slowest_us": 50_000,
+                "total_us": 70_000,
+                "examples": [
+                    {
+                        "command": "hgetall b",
+                        "duration_us": 50_000,
+                        "start_time": 2,
+                        "client": "10.0.0.1:5000",
+                    },
+                    {
+                        "command": "HGETALL big",
+                        "duration_us": 20_000,
+                        "start_time": 1,
+                        "client": "10.0.0.1:5000",
+                    },
+                ],
+            },
+            subject_kind="command",
+            weight=50_000,
+        )
+    ]
+    rules["slow-commands"]["min_entries"] = 3
+    assert sr.slow_commands(_ctx(sources, rules)) == []
+
+
+def test_dynamic_lua_counts_cached_scripts():
+    memory = {"number_of_cached_scripts": "51", "used_memory_scripts_eval": 4096}
+    rules = {"dynamic-lua": {"max_scripts": 50}}
+    assert sr.dynamic_lua(_ctx({"info-memory": [_node(memory)]}, rules)) == [
+        Finding(
+            "dynamic-lua",
+            "script cache",
+            "51 Lua scripts are cached: scripts are built with values inside",
+            {"number_of_cached_scripts": 51, "used_memory_scripts_eval": 4096},
+            subject_kind="server",
+        )
+    ]
+    rules["dynamic-lua"]["max_scripts"] = 51
+    assert sr.dynamic_lua(_ctx({"info-memory": [_node(memory)]}, rules)) == []
+    with pytest.raises(Skip, match="number_of_cached_scripts"):
+        sr.dynamic_lua(_ctx({"info-memory": [_node({"maxmemory": 0})]}))
+
+
+def test_default_user_without_password_with_its_network_exposure():
+    acl = {"open_to_anyone": True, "enabled": True, "nopass": True}
+    network = {"bind": "* -::*", "protected-mode": "no"}
+    ctx = _ctx(
+        {
+            "acl": [_node(acl, "h:1"), _node({"open_to_anyone": False}, "h:2")],
+            "network": [_node(network, "h:1")],
+        }
+    )
+    assert sr.default_user_nopass(ctx) == [
+        Finding(
+            "default-user-nopass",
+            "default user @ h:1",
+            "the default user is enabled and needs no password",
+            {"enabled": True, "nopass": True, "bind": "* -::*", "protected_mode": "no"},
+            subject_kind="acl-user",
+        )
+    ]

@@ -1,0 +1,212 @@
+"""The namespace rollup's JSON, whole, for a handful of facts chosen here: every field of
+every node, the order of children, the heaps, the namespace cap, unknown sizes and TTLs.
+No Redis: the facts are what a scan page would hand over (docs/scan.md has the shape)."""
+
+from dashboard.inspect.keyspace.rollup import NO_SIZES, Rollup
+from dashboard.keyid import encode_key
+
+FACTS = [
+    # key, type, pttl (ms; -1 none; None unknown), bytes (None: unsized), count
+    (b"user:1:name", "string", -1, 100, 5),
+    (b"user:2:name", "string", 30_000, 50, 3),  # < 1 min
+    (b"user:1:cart", "hash", 7_200_000, 300, 4),  # < 1 day
+    (b"cache:p:9", "string", None, None, 10),  # TTL and size unknown
+    (b"plain", "set", -1, 40, 2),  # no delimiter: the root bucket
+    (b"z:a:1", "zset", 100_000_000, 10, 1),  # past the namespace cap: (other)
+    (b"z:b:2", "zset", 700_000_000, 20, 6),  # >= 7 days, (other) too
+]
+HIST = ("<1m", "<1h", "<1d", "<7d", ">=7d", "none", "unknown")
+
+
+def _ttl(*counts):
+    hist = dict(zip(HIST, counts, strict=True))
+    with_ttl = sum(counts[:5])
+    return {
+        "with_ttl": with_ttl,
+        "without_ttl": hist["none"],
+        "unknown": hist["unknown"],
+        "histogram": hist,
+    }
+
+
+def _entry(key, kind, ttl, size, count):
+    return {
+        "key": key.decode(),
+        "id": encode_key(key),
+        "length": len(key),
+        "type": kind,
+        "bytes": size,
+        "count": count,
+        "ttl_ms": ttl,
+    }
+
+
+E = {f[0]: _entry(*f) for f in FACTS}
+
+
+def _node(
+    kind,
+    name,
+    path,
+    keys,
+    size,
+    direct_keys,
+    direct_bytes,
+    types,
+    ttl,
+    top_bytes,
+    top_count,
+    children=(),
+    unsized=0,
+    unavailable=None,
+):
+    return {
+        "kind": kind,
+        "name": name,
+        "path": path,
+        "id": None if path is None else encode_key(path.encode()),
+        "depth": 0 if path is None else path.count(":") + 1,
+        "keys": keys,
+        "bytes": size,
+        "bytes_unavailable": unavailable,
+        "unsized_keys": unsized,
+        "direct_keys": direct_keys,
+        "direct_bytes": direct_bytes,
+        "types": types,
+        "ttl": ttl,
+        "top_bytes": top_bytes,
+        "top_count": top_count,
+        "owner": None,
+        "children": list(children),
+    }
+
+
+def test_the_whole_tree():
+    rollup = Rollup(top_n=2, max_namespaces=2)
+    rollup.add_batch(FACTS)
+    user = _node(
+        "namespace",
+        "user",
+        "user",
+        3,
+        450,
+        3,
+        450,
+        {"hash": {"keys": 1, "bytes": 300}, "string": {"keys": 2, "bytes": 150}},
+        _ttl(1, 0, 1, 0, 0, 1, 0),
+        [E[b"user:1:cart"], E[b"user:1:name"]],
+        {"hash": [E[b"user:1:cart"]], "string": [E[b"user:1:name"], E[b"user:2:name"]]},
+    )
+    cache_p = _node(
+        "namespace",
+        "p",
+        "cache:p",
+        1,
+        None,
+        1,
+        None,
+        {"string": {"keys": 1, "bytes": None}},
+        _ttl(0, 0, 0, 0, 0, 0, 1),
+        [],
+        {"string": [E[b"cache:p:9"]]},
+        unsized=1,
+        unavailable=NO_SIZES,
+    )
+    cache = _node(
+        "namespace",
+        "cache",
+        "cache",
+        1,
+        None,
+        0,
+        0,
+        {"string": {"keys": 1, "bytes": None}},
+        _ttl(0, 0, 0, 0, 0, 0, 1),
+        [],
+        {"string": [E[b"cache:p:9"]]},
+        children=[cache_p],
+        unsized=1,
+        unavailable=NO_SIZES,
+    )
+    root = _node(
+        "root",
+        "(root)",
+        None,
+        1,
+        40,
+        1,
+        40,
+        {"set": {"keys": 1, "bytes": 40}},
+        _ttl(0, 0, 0, 0, 0, 1, 0),
+        [E[b"plain"]],
+        {"set": [E[b"plain"]]},
+    )
+    other = _node(
+        "other",
+        "(other)",
+        None,
+        2,
+        30,
+        2,
+        30,
+        {"zset": {"keys": 2, "bytes": 30}},
+        _ttl(0, 0, 0, 1, 1, 0, 0),
+        [E[b"z:b:2"], E[b"z:a:1"]],
+        {"zset": [E[b"z:b:2"], E[b"z:a:1"]]},
+    )
+    other["folded_keys"] = 2
+    other["owner"], other["children"] = other.pop("owner"), other.pop("children")
+    total = _node(
+        "total",
+        "(all keys)",
+        None,
+        7,
+        520,
+        1,
+        40,
+        {
+            "hash": {"keys": 1, "bytes": 300},
+            "string": {"keys": 3, "bytes": 150},
+            "set": {"keys": 1, "bytes": 40},
+            "zset": {"keys": 2, "bytes": 30},
+        },
+        _ttl(1, 0, 1, 1, 1, 2, 1),
+        [E[b"user:1:cart"], E[b"user:1:name"]],
+        {
+            "hash": [E[b"user:1:cart"]],
+            "set": [E[b"plain"]],
+            "string": [E[b"cache:p:9"], E[b"user:1:name"]],
+            "zset": [E[b"z:b:2"], E[b"z:a:1"]],
+        },
+        children=[user, cache, root, other],
+        unsized=1,
+    )
+    result = rollup.to_json()
+    assert result == {
+        "tree": total,
+        "namespaces": 2,
+        "folded_keys": 2,
+        "analysed_keys": 7,
+        "known_layouts": [],
+        "settings": {"delimiter": ":", "depth": 3, "top_n": 2, "max_namespaces": 2},
+    }
+    assert list(result["tree"]["types"]) == ["hash", "string", "set", "zset"]  # by bytes
+
+
+def test_sampled_counters_are_scaled_and_rounded():
+    rollup = Rollup()
+    rollup.add_batch([(b"a:1", "string", -1, 10, 1), (b"a:2", "string", 5000, 15, 1)])
+    tree = rollup.to_json(factor=2.5)["tree"]
+    assert (tree["keys"], tree["bytes"], tree["direct_keys"]) == (5, 62, 0)  # 62.5 -> 62
+    assert tree["ttl"]["with_ttl"] == 2 and tree["ttl"]["without_ttl"] == 2
+    assert tree["types"]["string"] == {"keys": 5, "bytes": 62}
+    assert tree["top_bytes"][0]["bytes"] == 15  # a key's own size is never scaled
+
+
+def test_a_reason_given_by_the_scan_replaces_the_generic_one():
+    rollup = Rollup()
+    rollup.bytes_reason = "MEMORY USAGE refused by ACL"
+    rollup.add(b"k", "string", -1, None, 1)
+    tree = rollup.to_json()["tree"]
+    assert tree["bytes"] is None and tree["bytes_unavailable"] == "MEMORY USAGE refused by ACL"
+    assert tree["direct_bytes"] is None
