@@ -62,7 +62,7 @@ def test_compare_after_growth_and_after_a_restart(live_server, r, tmp_path):
 
     def compared():
         data = browser.json("/compare.json")
-        return data if data.get("b", {}).get("id") not in (None, first["id"]) else None
+        return data if (data["b"] or {}).get("id") not in (None, first["id"]) else None
 
     data = _until(compared)
     orders = next(n for n in data["namespaces"] if n["namespace"] == "orders")

@@ -19,6 +19,18 @@ from dashboard.web.state import state
 bp = Blueprint("compare", __name__)
 STATUSES = ("changed", "all", "grown", "shrunk", "appeared", "vanished", "unchanged")
 PICKER_SCANS = 200
+# The comparison's fields when there is none (``error`` says why): the twin keeps one
+# shape, so a client reads ``totals`` or ``namespaces`` without checking first.
+NO_DIFF: dict[str, Any] = {
+    "a": None,
+    "b": None,
+    "totals": None,
+    "namespaces": [],
+    "appeared": [],
+    "vanished": [],
+    "findings": None,
+    "warnings": [],
+}
 
 
 def _filter(rows: list[dict[str, Any]], status: str, depth: int | None) -> list[dict[str, Any]]:
@@ -43,7 +55,7 @@ def index() -> Any:
         abort(400, description="depth must be an integer")
     a, b = request.args.get("a") or None, request.args.get("b") or None
     history = state().history
-    data: dict[str, Any] = {"status": status, "depth": depth, "error": None}
+    data: dict[str, Any] = {"status": status, "depth": depth, "error": None, **NO_DIFF}
     if history is None:
         data.update(history=disabled_status(), scans=[], error=disabled_status()["reason"])
         return render("compare/index.html", data)
