@@ -435,3 +435,17 @@ def test_a_garbled_counter_restarts_instead_of_failing_a_release_half_way(r):
     info = _info(r, "garbled")
     assert info["releases"] == "1" and int(info["hold_ms_total"]) >= 0
     assert lock.acquire() == 2 and _info(r, "garbled")["attempts"] == "1"
+
+
+def test_a_garbled_start_time_still_releases_and_clears_the_holder(r):
+    """Without a start time there is no hold to add, but the release completes, is
+    remembered for a resend, and the holder is cleared."""
+    lock = Lock(r, "nostart", ttl=10)
+    lock.acquire()
+    token = lock.token
+    r.hset(info_key("nostart"), "acquired_at_ms", "soon")
+    lock.release()
+    assert not r.exists("lock:{nostart}")
+    info = _info(r, "nostart")
+    assert info["holder"] == info["acquired_at_ms"] == "" and info["released"] == token
+    assert "releases" not in info and "hold_ms_total" not in info
