@@ -103,7 +103,8 @@ def _forked() -> None:
     _pid = os.getpid()
 
 
-os.register_at_fork(after_in_child=_forked)
+if hasattr(os, "register_at_fork"):  # no fork, no other process id to learn
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _borrow(pool: Any) -> Any:

@@ -68,7 +68,8 @@ class LockTimeout(LockError, TimeoutError):
 # -- tokens ------------------------------------------------------------------------------
 _TOKENS_PER_READ = 64
 _tokens: list[str] = []
-os.register_at_fork(after_in_child=_tokens.clear)  # a child never reuses its parent's
+if hasattr(os, "register_at_fork"):  # where processes fork: a child never reuses its parent's
+    os.register_at_fork(after_in_child=_tokens.clear)
 
 
 def new_token() -> str:
