@@ -41,7 +41,8 @@ if type(fence) == 'table' then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local t = redis.call('TIME')
-local now_ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+-- a Lua number is sent as text with 14 significant digits: whole milliseconds, exactly
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if info[1] and info[1] ~= '' then
   -- release clears the holder; one still recorded means that lock expired unreleased
   redis.call('HSET', KEYS[3], 'holder', ARGV[1], 'fence', fence, 'acquired_at_ms', now_ms,
@@ -50,5 +51,7 @@ else
   redis.call('HSET', KEYS[3], 'holder', ARGV[1], 'fence', fence, 'acquired_at_ms', now_ms,
     'ttl_ms', ARGV[2], 'attempts', attempts)
 end
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
+-- the same server clock as TIME above: PEXPIREAT is PEXPIRE without the rewrite of
+-- the command that PEXPIRE makes for replication
+redis.call('PEXPIREAT', KEYS[3], now_ms + ARGV[3])
 return {1, fence}

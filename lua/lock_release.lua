@@ -5,7 +5,6 @@
 -- KEYS[1] lock:{<resource>} the lock (a string holding the holder's token)
 -- KEYS[2] lock:{<resource>}:info the per-lock info/stats hash
 -- ARGV[1] the token the caller acquired with
--- ARGV[2] info hash TTL in ms
 -- returns 1 released, 0 the lock is gone (expired or deleted), -1 another holder has it
 local current = redis.pcall('GET', KEYS[1])
 if type(current) == 'table' then
@@ -35,6 +34,7 @@ if stats and info[1] == ARGV[1] then
   else
     redis.call('HSET', KEYS[2], 'holder', '', 'acquired_at_ms', '', 'released', ARGV[1])
   end
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  -- no PEXPIRE: this holder's acquire (or extend) set the hash's TTL a day past a
+  -- lease that has not ended yet, so it already lasts a day past this release
 end
 return 1

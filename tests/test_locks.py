@@ -1,5 +1,6 @@
 """Distributed locks on a real redis-server: ownership, fencing, contention, read side."""
 
+import os
 import threading
 import time
 
@@ -7,6 +8,7 @@ import pytest
 
 from dashboard import gate
 from dashboard.patterns import keys
+from dashboard.patterns.lockcore import new_token
 from dashboard.patterns.locks import (
     INFO_TTL_MS,
     Lock,
@@ -62,7 +64,7 @@ def test_acquire_release_and_key_layout(r):
     assert 9000 < r.pttl("lock:{orders:42}") <= 10000
     assert r.get("lock:{orders:42}:fence") == b"1"
     assert r.pttl("lock:{orders:42}:fence") == -1  # the fence never expires, on purpose
-    assert 0 < r.pttl("lock:{orders:42}:info") <= INFO_TTL_MS + 10000
+    assert INFO_TTL_MS + 9000 < r.pttl("lock:{orders:42}:info") <= INFO_TTL_MS + 10000
     info = _info(r, "orders:42")
     assert info["holder"] == lock.token and info["fence"] == "1" and info["ttl_ms"] == "10000"
     assert info["attempts"] == "1" and "failures" not in info
@@ -75,6 +77,24 @@ def test_acquire_release_and_key_layout(r):
     assert info["releases"] == "1" and int(info["hold_ms_total"]) >= 0
     assert info["holder"] == info["acquired_at_ms"] == ""  # cleared: nobody holds it
     assert info["released"] == token
+    assert r.pttl("lock:{orders:42}:info") > INFO_TTL_MS  # still a day past the release
+
+
+def test_tokens_are_fresh_128_bit_hex_and_not_shared_with_a_forked_child():
+    tokens = [new_token() for _ in range(200)]  # more than one read of the OS source
+    assert len(set(tokens)) == 200
+    assert all(len(t) == 32 and int(t, 16) >= 0 and t == t.lower() for t in tokens)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next token goes to the parent
+        os.close(read_end)
+        os.write(write_end, new_token().encode())
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert len(child) == 32 and child != new_token()
 
 
 def test_try_acquire_fails_while_held_and_counts_the_failure(r):
@@ -415,3 +435,17 @@ def test_a_garbled_counter_restarts_instead_of_failing_a_release_half_way(r):
     info = _info(r, "garbled")
     assert info["releases"] == "1" and int(info["hold_ms_total"]) >= 0
     assert lock.acquire() == 2 and _info(r, "garbled")["attempts"] == "1"
+
+
+def test_a_garbled_start_time_still_releases_and_clears_the_holder(r):
+    """Without a start time there is no hold to add, but the release completes, is
+    remembered for a resend, and the holder is cleared."""
+    lock = Lock(r, "nostart", ttl=10)
+    lock.acquire()
+    token = lock.token
+    r.hset(info_key("nostart"), "acquired_at_ms", "soon")
+    lock.release()
+    assert not r.exists("lock:{nostart}")
+    info = _info(r, "nostart")
+    assert info["holder"] == info["acquired_at_ms"] == "" and info["released"] == token
+    assert "releases" not in info and "hold_ms_total" not in info

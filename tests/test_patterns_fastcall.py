@@ -4,6 +4,7 @@ command gate, and a connection the server closed while it sat idle in the pool.
 """
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -216,3 +217,28 @@ def test_a_blocking_connection_killed_while_idle_costs_no_counting_hit(r, redis_
         assert limiter.hit("u").remaining == 8  # not a ConnectionError: nothing was sent
     finally:
         client.close()
+
+
+def test_a_forked_child_borrows_connections_of_its_own(redis_server):
+    client = redis.Redis(port=redis_server.port)
+    lock = Lock(client, "forked")
+    lock.acquire()
+    lock.release()  # the parent's connection now waits in the pool
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the same client object, so the same pool
+        try:
+            fence = lock.acquire()
+            lock.release()
+            own = client.connection_pool.pid == os.getpid()  # the pool reset itself here
+            os.write(write_end, f"{fence} {own}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    reply = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert reply == "2 True"
+    assert lock.acquire() == 3  # the parent's pooled connection is still in step
+    lock.release()
+    client.close()

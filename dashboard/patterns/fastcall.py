@@ -95,8 +95,20 @@ def _replaying(first: Exception, attempt: Callable[[], Any]) -> Callable[[], Any
 
 
 # -- blocking ----------------------------------------------------------------------------
+_pid = os.getpid()  # getpid() is a system call; this process's id is kept instead
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # no fork, no other process id to learn
+    os.register_at_fork(after_in_child=_forked)
+
+
 def _borrow(pool: Any) -> Any:
-    if pool.pid != os.getpid():
+    if pool.pid != _pid:
         return pool.get_connection()  # after a fork the pool resets itself there
     with pool._lock:
         try:

@@ -9,12 +9,14 @@ hash tag ``{<resource>}``, so every script below runs on one cluster slot:
 - ``lock:{<resource>}:fence`` string: integer fencing counter, INCR'd by every
   acquisition. It intentionally has NO TTL: if it expired, the next holder would get
   fence 1 again and storage guarded by fences would accept a stale writer.
-- ``lock:{<resource>}:info`` hash, TTL one day past the lock TTL, refreshed on every
-  write: ``holder``, ``fence``, ``acquired_at_ms`` (server TIME), ``ttl_ms`` of the
-  current holder, counters ``attempts``, ``failures``, ``expired`` (leases that ran
-  out unreleased), ``extends``, ``releases``, ``hold_ms_total``, ``waits``,
-  ``wait_ms_total``, and the ids that make the scripts idempotent: ``tried`` (last
-  failed token), ``released`` (last released token), ``extend_id``.
+- ``lock:{<resource>}:info`` hash, TTL one day past the lock TTL, set again by every
+  write but a release (which ends a lease that was still running, so the hash already
+  lasts about a day past it): ``holder``, ``fence``, ``acquired_at_ms`` (server
+  TIME), ``ttl_ms`` of the current holder, counters ``attempts``, ``failures``,
+  ``expired`` (leases that ran out unreleased), ``extends``, ``releases``,
+  ``hold_ms_total``, ``waits``, ``wait_ms_total``, and the ids that make the scripts
+  idempotent: ``tried`` (last failed token), ``released`` (last released token),
+  ``extend_id``.
 
 Acquire is ONE script (type checks, INCR fence, SET PX, one HSET of info and counters):
 one round trip, and a holder always has a fence. Acquire, release and extend are
@@ -23,8 +25,8 @@ idempotent, so a resend after a lost reply is safe; the wait statistic is not re
 
 from __future__ import annotations
 
+import os
 import random
-import secrets
 import time
 from collections.abc import Callable
 from random import getrandbits
@@ -61,6 +63,27 @@ class LockNotOwnedError(LockError):
 
 class LockTimeout(LockError, TimeoutError):
     """A context-manager acquire gave up after its timeout."""
+
+
+# -- tokens ------------------------------------------------------------------------------
+_TOKENS_PER_READ = 64
+_tokens: list[str] = []
+if hasattr(os, "register_at_fork"):  # where processes fork: a child never reuses its parent's
+    os.register_at_fork(after_in_child=_tokens.clear)
+
+
+def new_token() -> str:
+    """A fresh holder token: 32 hex digits (128 bits) from the OS's random source, as
+    ``secrets.token_hex(16)`` gives, read 64 tokens at a time (one system call instead
+    of one per acquire). Each token is handed out once; a forked child drops the rest."""
+    try:
+        return _tokens.pop()
+    except IndexError:
+        raw = os.urandom(16 * _TOKENS_PER_READ).hex()
+        fresh = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        token = fresh.pop()
+        _tokens.extend(fresh)
+        return token
 
 
 # -- key layout ---------------------------------------------------------------------------
@@ -197,7 +220,7 @@ class LockCore:
         ttl_ms = self.ttl_ms if ttl is None else ms(ttl, "ttl", self.key)
         args = [None, ttl_ms, ttl_ms + INFO_TTL_MS]
         if not blocking:  # the common case, without the loop's bookkeeping
-            args[0] = token = secrets.token_hex(16)
+            args[0] = token = new_token()
             got, value = yield from self._attempt(args)
             if got:
                 self.token, self.fence = token, value
@@ -207,7 +230,7 @@ class LockCore:
         deadline = None if timeout is None else start + max(0.0, timeout)
         attempt = 0
         while True:
-            args[0] = token = secrets.token_hex(16)
+            args[0] = token = new_token()
             got, value = yield from self._attempt(args)
             if got:
                 self.token, self.fence = token, value
@@ -272,9 +295,7 @@ class LockCore:
         """Delete the lock if it is still ours; raises :class:`LockNotOwnedError` if not."""
         token = self._require_token("release")
         try:
-            result = yield Script(
-                _RELEASE, self._pair, [token, self.ttl_ms + INFO_TTL_MS], retry=True
-            )
+            result = yield Script(_RELEASE, self._pair, [token], retry=True)
         except ResponseError as exc:
             raise LockError(f"cannot release lock {show(self.key)}: {exc}") from exc
         if result != 1:

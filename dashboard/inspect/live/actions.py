@@ -19,7 +19,7 @@ from dashboard.inspect.live import ownership
 from dashboard.inspect.live.detectors import LOCK, RATELIMIT, Claim, Detectors
 from dashboard.inspect.live.foreign import lock_layout
 from dashboard.keyid import display_key
-from dashboard.patterns.locks import INFO_TTL_MS, info_key, parse_lock_key, short_token
+from dashboard.patterns.locks import info_key, parse_lock_key, short_token
 from dashboard.patterns.scripts import load
 
 MAX_TOKEN_BYTES = 4096  # longer values are not lock tokens: refuse rather than read them
@@ -96,7 +96,7 @@ def release_lock(client: Any, detectors: Detectors, key: bytes, confirm: str) ->
         raise ActionError(409, f"lock {shown} changed hands since you confirmed: not released")
     resource = parse_lock_key(key) if ours else None
     if resource is not None:  # our layer: its release script also ends the holder's stats
-        done = _LOCK_RELEASE(client, keys=[key, info_key(resource)], args=[token, INFO_TTL_MS])
+        done = _LOCK_RELEASE(client, keys=[key, info_key(resource)], args=[token])
     else:
         done = _COMPARE_AND_DELETE(client, keys=[key], args=[token])
     if done != 1:
