@@ -63,6 +63,40 @@ GROUPS: dict[str, list[str]] = {
         "dashboard.inspect.live.ownership.*",
     ],
 }
+# ``--focus``: each group's mutants run against only the tests written for its modules
+# (when those reach the mutant's function; otherwise against all that do). A survivor
+# of the focused run is no verdict: ``--again`` without ``--focus`` reruns it against
+# every test that reaches it. Survivors are what make a campaign slow (a killed mutant
+# stops at its first failing test, a survivor runs them all).
+FOCUS: dict[str, list[str]] = {
+    "gate": [
+        "tests/test_gate.py",
+        "tests/test_mutation_kills.py",
+        "tests/test_robust_deadline.py",
+        "tests/test_cluster_topology.py",
+        "tests/test_cluster_paths.py",
+    ],
+    "audit": [
+        "tests/test_audit_observers.py",
+        "tests/test_audit_server_rules.py",
+        "tests/test_audit_rules.py",
+        "tests/test_audit_cli.py",
+        "tests/test_audit_config.py",
+        "tests/test_robust_streams.py",
+        "tests/test_mutation_kills.py",
+    ],
+    "scan": [
+        "tests/test_scan.py",
+        "tests/test_scan_properties.py",
+        "tests/test_scan_bookkeeping.py",
+        "tests/test_scanjob.py",
+        "tests/test_rollup_json.py",
+        "tests/test_cluster_moved.py",
+        "tests/test_cluster_scan_from.py",
+        "tests/test_cli_keyspace.py",
+        "tests/test_mutation_kills.py",
+    ],
+}
 KILLED = {1, 3}  # a test failed (3: pytest's internal error, a crash in the mutant)
 TIMEOUT = {24, -24, 36, 152, 255}  # counted as killed: the mutant hangs what it serves
 SURVIVED = {0}
@@ -88,15 +122,16 @@ def equivalents() -> dict[str, str]:
     return dict(rows)
 
 
-def run(groups: list[str], max_children: int, again: bool = False) -> int:
+def run(groups: list[str], max_children: int, again: bool = False, focus: bool = False) -> int:
     """Run the mutants of ``groups`` that have no result yet (all when none exist);
-    ``again``: also those that survived (after tests were added)."""
+    ``again``: also those that survived (after tests were added); ``focus``: against
+    the groups' own tests only (:data:`FOCUS`)."""
     import os
 
     os.chdir(ROOT)
     from mutmut.__main__ import _run  # imported here: it reads pyproject.toml on import
 
-    _fast_tests_first()
+    _fast_tests_first(focus)
     _keep_results_when_tests_are_added()
     results = _results()
     if results:
@@ -115,9 +150,11 @@ def run(groups: list[str], max_children: int, again: bool = False) -> int:
     return 0
 
 
-def _fast_tests_first() -> None:
+def _fast_tests_first(focus: bool = False) -> None:
     """Run each mutant's tests fastest first: most mutants die on a quick unit test, and
-    mutmut stops at the first failure (it hands pytest the tests in the order kept)."""
+    mutmut stops at the first failure (it hands pytest the tests in the order kept).
+    ``focus``: keep only the tests of the function's group's :data:`FOCUS` files, when
+    any of them reaches the function."""
     import mutmut.__main__ as mm
 
     collect = mm.collect_or_load_stats
@@ -127,6 +164,8 @@ def _fast_tests_first() -> None:
         state = mm.state()
         took = state.duration_by_test
         for name, tests in list(state.tests_by_mangled_function_name.items()):
+            files = FOCUS.get(_group_of(f"{name}__mutmut_1") or "", []) if focus else []
+            tests = [t for t in tests if t.split("::")[0] in files] or tests
             state.tests_by_mangled_function_name[name] = sorted(
                 tests, key=lambda test: (took.get(test, 0.0), test)
             )
@@ -200,13 +239,15 @@ def _row(group: str, c: dict[str, int]) -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
         return report()
-    children, again = 1, False
+    children, again, focus = 1, False, False
     while argv[:1] and argv[0].startswith("--"):
         option = argv.pop(0)
         if option.startswith("--max-children="):
             children = int(option.split("=", 1)[1])
         elif option == "--again":
             again = True
+        elif option == "--focus":
+            focus = True
         else:
             print(f"unknown option {option}", file=sys.stderr)
             return 2
@@ -215,7 +256,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown group(s) {unknown}; groups: {', '.join(GROUPS)}", file=sys.stderr)
         return 2
-    return run(groups, children, again)
+    return run(groups, children, again, focus)
 
 
 if __name__ == "__main__":

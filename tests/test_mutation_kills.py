@@ -53,3 +53,28 @@ def test_a_command_past_the_deadline_is_refused_by_name(r, redis_server):
         assert client.dbsize() == 0  # no deadline: answered, the socket timeout restored
     finally:
         client.close()
+
+
+def test_the_socket_timeout_is_capped_under_a_deadline_and_put_back_after(redis_server):
+    """A deadline caps the read timeout of the commands sent under it; the first command
+    after it gets the configured timeout back (a stale cap would time out a slow read
+    that has no deadline at all)."""
+    import redis
+
+    client = gate.install(redis.Redis(port=redis_server.port, socket_timeout=7), allow_writes=False)
+    try:
+        client.ping()
+        connection = client.connection_pool.get_connection()
+        try:
+            assert connection._sock.gettimeout() == 7  # connected, no deadline: as configured
+            with deadline.deadline(2):
+                connection.send_command("PING")
+                assert connection.read_response() == b"PONG"
+                assert 0 < connection._sock.gettimeout() <= 2
+            connection.send_command("PING")
+            assert connection.read_response() == b"PONG"
+            assert connection._sock.gettimeout() == 7
+        finally:
+            client.connection_pool.release(connection)
+    finally:
+        client.close()
