@@ -78,3 +78,20 @@ def test_the_socket_timeout_is_capped_under_a_deadline_and_put_back_after(redis_
             client.connection_pool.release(connection)
     finally:
         client.close()
+
+
+# --- dashboard/web/security.py --------------------------------------------------------
+
+
+def test_a_refused_csrf_token_is_the_documented_json_error(make_app):
+    """A script posting to a JSON twin with a wrong token gets the error body of
+    docs/json.md, message and all (not just any 400)."""
+    client = make_app().test_client()
+    client.get("/")  # a session with a token of its own
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        refused = client.post("/key/action.json", data={"k": "x"}, headers=headers)
+        assert refused.status_code == 400
+        assert refused.get_json() == {
+            "error": "Bad request",
+            "message": "missing or wrong CSRF token: reload the page and try again",
+        }
