@@ -50,6 +50,8 @@ def test_a_command_past_the_deadline_is_refused_by_name(r, redis_server):
             time.sleep(0.01)
             with pytest.raises(deadline.DeadlineExceeded, match="DBSIZE was given up"):
                 client.dbsize()
+            with pytest.raises(deadline.DeadlineExceeded, match=r"; CONFIG GET was given up$"):
+                client.config_get("maxmemory")  # a subcommand: named as the docs spell it
         assert client.dbsize() == 0  # no deadline: answered, the socket timeout restored
     finally:
         client.close()
