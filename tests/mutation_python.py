@@ -136,7 +136,12 @@ def run(groups: list[str], max_children: int, again: bool = False, focus: bool =
     results = _results()
     if results:
         wanted = {None, 33, *SURVIVED} if again else {None}
-        names = [n for n, code in results.items() if code in wanted and _group_of(n) in groups]
+        listed = equivalents()  # a survivor listed as equivalent is not run again
+        names = [
+            n
+            for n, code in results.items()
+            if code in wanted and _group_of(n) in groups and (code is None or n not in listed)
+        ]
         if not names:
             print("every mutant of these groups has a result: see `tests/mutation report`")
             return 0
