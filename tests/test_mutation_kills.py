@@ -82,6 +82,71 @@ def test_the_socket_timeout_is_capped_under_a_deadline_and_put_back_after(redis_
         client.close()
 
 
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (("COMMAND",), "COMMAND"),  # a container command with no subcommand
+        (("CLUSTER", "INFO"), "CLUSTER|INFO"),  # the subcommand is the last argument
+        ((b"memory", b"usage", b"k"), "MEMORY|USAGE"),
+        (("Config Get", "maxmemory"), "CONFIG|GET"),
+    ],
+)
+def test_container_commands_are_named_with_their_subcommand(args, name):
+    assert gate.command_name(args) == name
+    gate.check(args, allow_writes=False)  # all reads: no exception
+
+
+class _Manager:
+    """The part of redis-py's cluster NodesManager the gate touches."""
+
+    def __init__(self, kwargs, nodes):
+        self.connection_kwargs = kwargs
+        self.nodes_cache = nodes
+
+
+class _Node:
+    def __init__(self, client):
+        self.redis_connection = client
+
+
+class _Cluster:
+    def __init__(self, kwargs, nodes=()):
+        self.nodes_manager = _Manager(kwargs, {str(i): n for i, n in enumerate(nodes)})
+
+
+@pytest.mark.parametrize("allow_writes", [False, True])
+def test_a_cluster_gets_the_gate_on_its_nodes_and_on_nodes_made_later(
+    redis_server, r, allow_writes
+):
+    """The node clients that exist are gated; the class later nodes connect with is
+    gated too, and keeps the connection class the client was given (TLS stays TLS)."""
+    import redis
+
+    made = redis.Redis(port=redis_server.port)
+    cluster = _Cluster({}, [_Node(made), _Node(None)])  # None: a node not connected yet
+    gate.install(cluster, allow_writes)
+    later = cluster.nodes_manager.connection_kwargs["connection_class"]
+    assert issubclass(later, redis.Connection)
+    for client in (
+        made,
+        redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=later, port=redis_server.port)
+        ),
+    ):
+        if allow_writes:
+            client.set("gated:w", 1)
+            assert r.get("gated:w") == b"1"
+        else:
+            with pytest.raises(CommandRefused, match="read-only mode: SET"):
+                client.set("gated:w", 1)
+            assert r.exists("gated:w") == 0
+        r.delete("gated:w")
+        client.close()
+    tls = _Cluster({"connection_class": redis.SSLConnection})
+    gate.install(tls, allow_writes)
+    assert issubclass(tls.nodes_manager.connection_kwargs["connection_class"], redis.SSLConnection)
+
+
 # --- dashboard/web/security.py --------------------------------------------------------
 
 
