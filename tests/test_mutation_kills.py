@@ -147,6 +147,19 @@ def test_a_cluster_gets_the_gate_on_its_nodes_and_on_nodes_made_later(
     assert issubclass(tls.nodes_manager.connection_kwargs["connection_class"], redis.SSLConnection)
 
 
+def test_installing_the_gate_twice_does_not_stack_a_second_one(redis_server):
+    """Code that gates a client it was handed (it may be gated already) leaves it as it
+    was: one check per command, the policy it had."""
+    import redis
+
+    client = gate.install(redis.Redis(port=redis_server.port), allow_writes=False)
+    gated = client.connection_pool.connection_class
+    assert gated.__bases__ == (redis.Connection,)  # one gate over the plain class
+    gate.install(client, allow_writes=False)
+    assert client.connection_pool.connection_class is gated
+    client.close()
+
+
 # --- dashboard/web/security.py --------------------------------------------------------
 
 
