@@ -205,3 +205,10 @@ def test_top_n_keeps_the_biggest_once_each_ties_by_key():
     none = keyrules.TopN(0)
     none.offer(1, b"a")
     assert none.sorted() == []
+
+
+def test_top_n_lists_a_key_scan_returned_twice_once_before_it_is_full():
+    top = keyrules.TopN(3)
+    for metric, key in [(5, b"a"), (5, b"a"), (4, b"b")]:  # SCAN may repeat a key
+        top.offer(metric, key, "extra")
+    assert top.sorted() == [(5, b"a", "extra"), (4, b"b", "extra")]

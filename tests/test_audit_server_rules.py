@@ -280,3 +280,61 @@ def test_default_user_without_password_with_its_network_exposure():
             subject_kind="acl-user",
         )
     ]
+
+
+class _Shape:
+    """What eviction-policy-mismatch reads of the keyspace scan (keyshape.Shape)."""
+
+    def __init__(self, keys, with_ttl=0, cache_named=0, must_keep=None):
+        self.keys, self.with_ttl, self.cache_named = keys, with_ttl, cache_named
+        self.must_keep = must_keep or {}
+
+    def public(self):
+        return {"keys": self.keys}
+
+
+def _mismatch(policy, shape, rules=None):
+    memory = {"maxmemory": "1000", "maxmemory_policy": policy}
+    return sr.eviction_policy_mismatch(_ctx({"info-memory": [_node(memory)]}, rules, shape=shape))
+
+
+def test_noeviction_on_a_cache_at_the_share_and_size_edges():
+    rules = {"eviction-policy-mismatch": {"cache_share": 0.5, "min_keys": 100}}
+    [found] = _mismatch("noeviction", _Shape(100, with_ttl=50), rules)  # both edges met
+    assert found == Finding(
+        "eviction-policy-mismatch",
+        "maxmemory-policy",
+        "noeviction on a cache-shaped keyspace (50% of keys have a TTL): "
+        "at maxmemory every write fails instead of evicting",
+        {
+            "policy": "noeviction",
+            "maxmemory": 1000,
+            "reason": "noeviction-cache",
+            "keyspace": {"keys": 100},
+        },
+        subject_kind="config",
+    )
+    assert _mismatch("noeviction", _Shape(100, with_ttl=49), rules) == []
+    assert _mismatch("noeviction", _Shape(99, with_ttl=99), rules) == []
+    # cache-named namespaces count as cache-shaped too, by their share of the keys
+    [found] = _mismatch("noeviction", _Shape(200, with_ttl=2, cache_named=100), rules)
+    assert found.message.startswith("noeviction on a cache-shaped keyspace (1% of keys")
+    assert _mismatch("noeviction", _Shape(200, with_ttl=2, cache_named=99), rules) == []
+
+
+def test_allkeys_on_data_that_must_stay_lists_what_and_how_many():
+    shape = _Shape(5000, with_ttl=10, must_keep={"streams": [2, [b"s"]], "locks": [1500, []]})
+    [found] = _mismatch("allkeys-lru", shape)
+    assert found.message == (
+        "allkeys-lru may evict data that must stay (1,500 locks, 2 streams): this "
+        "instance is used for cache and data at once"
+    )
+    assert found.evidence["reason"] == "allkeys-evicts-data"
+    assert _mismatch("allkeys-lru", _Shape(5000, with_ttl=10)) == []
+
+
+def test_a_slowlog_entry_without_a_command_is_grouped_as_unknown():
+    sources = {"slowlog": [_slow(_entry("", 20_000))]}
+    rules = {"slow-commands": {"min_duration_us": 10_000, "min_entries": 1}}
+    [found] = sr.slow_commands(_ctx(sources, rules))
+    assert found.subject == "?" and found.message == "1 ? calls in the SLOWLOG, slowest 20.0 ms"
