@@ -245,3 +245,15 @@ def test_a_background_scan_runs_in_a_named_daemon_thread_and_can_be_cancelled(r)
     snap = job.snapshot()
     assert snap["state"] == "cancelled" and snap["resumable"] is True
     assert 0 < snap["scanned"] < 300
+
+
+def test_server_time_between_two_time_replies():
+    """A page's server time on the pipeline path: TIME before and after, in microseconds,
+    also across a second boundary; a refused TIME counts nothing (never a crash)."""
+    from dashboard.inspect.keyspace import scan
+
+    assert scan._span((b"10", b"999990"), (b"11", b"000010")) == 20
+    assert scan._span((10, 500), (10, 1500)) == 1000
+    assert scan._span((7, 0), (9, 250)) == 2_000_250
+    assert scan._span(Exception("NOPERM"), (10, 1)) == 0
+    assert scan._span((10, 1), Exception("NOPERM")) == 0
