@@ -231,9 +231,11 @@ def test_a_background_scan_runs_in_a_named_daemon_thread_and_can_be_cancelled(r)
         seen["after_cancel"] = job.snapshot()["state"]
         release.wait(10)
 
+    assert ScanJob(r, ScanOptions()).wait() is True  # never started: nothing to wait for
     job = ScanJob(r, ScanOptions(start_count=10, min_count=10, max_count=10), on_batch=first_page)
     assert job.start() is True
     assert job.start() is False  # already running
+    assert job.wait(0.05) is False  # held on its first page: a bounded wait gives up
     release.set()
     assert job.wait(30)
     assert seen == {
