@@ -259,3 +259,16 @@ def test_server_time_between_two_time_replies():
     assert scan._span((7, 0), (9, 250)) == 2_000_250
     assert scan._span(Exception("NOPERM"), (10, 1)) == 0
     assert scan._span((10, 1), Exception("NOPERM")) == 0
+
+
+@pytest.mark.parametrize("path", ["lua", "pipeline"])
+def test_facts_of_keys_found_another_way_report_the_server_time_they_took(r, path):
+    """Fifty keys' TYPE, PTTL and MEMORY USAGE cannot take the server 0 microseconds: the
+    time is passed on (the key browser shows it), not dropped."""
+    keys = [f"t:{i}".encode() for i in range(50)]
+    r.mset(dict.fromkeys(keys, "v"))
+    facts, vanished, refused, server_us = NodeScanner(r, ScanOptions(path=path), name="n").facts(
+        keys
+    )
+    assert (len(facts), vanished, refused) == (50, 0, 0)
+    assert server_us > 0
