@@ -3,6 +3,8 @@ written here: INFO fields, commandstats rows, SLOWLOG entries, the default user,
 node or two (a cluster, where subjects name the node). Each finding compared whole;
 each rule at its thresholds; refused sources become skips or noted limitations."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from dashboard.inspect.audit import serverrules as sr
@@ -338,3 +340,28 @@ def test_a_slowlog_entry_without_a_command_is_grouped_as_unknown():
     rules = {"slow-commands": {"min_duration_us": 10_000, "min_entries": 1}}
     [found] = sr.slow_commands(_ctx(sources, rules))
     assert found.subject == "?" and found.message == "1 ? calls in the SLOWLOG, slowest 20.0 ms"
+
+
+def test_stream_report_notes_refused_streams_and_skips_ones_that_changed_type(monkeypatch):
+    """A stream the read side refuses is named with the reason; a key that is no longer a
+    stream is passed over, and the streams after either are still read."""
+    from redis.exceptions import ResponseError
+
+    from dashboard.inspect.audit import streamrules
+    from dashboard.patterns.streams import StreamStateError
+
+    def state(client, key, **bounds):
+        if key == b"q:gone":
+            raise StreamStateError("WRONGTYPE")
+        if key == b"q:odd":
+            raise ResponseError("ERR something odd")
+        return SimpleNamespace(exists=key != b"q:deleted", key=key)
+
+    monkeypatch.setattr(streamrules, "stream_state", state)
+    keys = [b"q:gone", b"q:odd", b"q:deleted", b"q:ok"]
+    report = streamrules.StreamReport([(k, 10) for k in keys], total=4)
+    report.read(client=None)
+    assert [key for key, _ in report.states] == [b"q:ok"]
+    assert report.refused == ["q:odd: XINFO/XPENDING failed: ERR something odd"]
+    notes = []
+    assert report.check(notes) == report.states and notes == report.refused
