@@ -212,3 +212,44 @@ def test_top_n_lists_a_key_scan_returned_twice_once_before_it_is_full():
     for metric, key in [(5, b"a"), (5, b"a"), (4, b"b")]:  # SCAN may repeat a key
         top.offer(metric, key, "extra")
     assert top.sorted() == [(5, b"a", "extra"), (4, b"b", "extra")]
+
+
+class _Layouts:
+    """What NoNamespace reads of a LayoutTally: each page's library marks per key (-1:
+    none) and which libraries the scan showed to be there."""
+
+    def __init__(self, page, present):
+        self.page, self._present = page, present
+
+    def present(self):
+        return self._present
+
+
+def test_keys_without_a_namespace_set_aside_for_libraries_shown_to_be_there():
+    fact = lambda key: (key, "string", -1, 1, 1)  # noqa: E731
+    page = {
+        (): [fact(b"plain1"), fact(b"rq1"), fact(b"cel1"), fact(b"plain2")],
+        (b"ns",): [fact(b"ns:1"), fact(b"ns:2"), fact(b"ns:3")],
+    }
+    layouts = _Layouts({(): [-1, 0, 1, -1]}, present={0})  # library 1 not shown: plain
+    config = _config(**{"no-namespace": {"min_keys": 1, "examples": 2}})
+    rule = keyrules.NoNamespace(config, b":", layouts)
+    rule.add(page)
+    assert rule.findings() == [
+        Finding(
+            "no-namespace",
+            "(root)",
+            "3 keys (42.9%) have no ':' in their name",
+            {"keys": 3, "share": 0.4286, "delimiter": ":", "examples": ["plain1", "plain2"]},
+            weight=3,
+        )
+    ]
+
+
+def test_one_key_without_a_namespace_and_a_delimiter_that_is_not_text():
+    config = _config(**{"no-namespace": {"min_keys": 1}})
+    rule = keyrules.NoNamespace(config, b"\xff")
+    rule.add({(): [(b"a:b", "string", -1, 1, 1)]})
+    [found] = rule.findings()
+    assert found.message == "1 keys (100.0%) have no '\\xff' in their name"
+    assert found.evidence["delimiter"] == "\\xff"

@@ -90,6 +90,10 @@ def test_connection_pressure_by_share_or_rejections():
     [found] = sr.connection_pressure(_ctx({"info-clients": [_node(no_limit)]}, rules))
     assert found.message == "9 connections rejected since the stats were reset"
     assert found.evidence["share"] is None
+    # a field that is not a number reads as 0, never as a rejection or a client
+    garbled = {"connected_clients": 1, "maxclients": 1000, "rejected_connections": "n/a"}
+    rules["connection-pressure"]["max_rejected"] = 0
+    assert sr.connection_pressure(_ctx({"info-clients": [_node(garbled)]}, rules)) == []
 
 
 def test_logical_databases_beyond_the_allowed_number():
@@ -333,6 +337,18 @@ def test_allkeys_on_data_that_must_stay_lists_what_and_how_many():
     )
     assert found.evidence["reason"] == "allkeys-evicts-data"
     assert _mismatch("allkeys-lru", _Shape(5000, with_ttl=10)) == []
+
+
+def test_a_volatile_policy_with_no_key_holding_a_ttl():
+    rules = {"eviction-policy-mismatch": {"min_keys": 100}}
+    [found] = _mismatch("volatile-lfu", _Shape(100), rules)
+    assert found.message == (
+        "volatile-lfu evicts only keys with a TTL and none of 100 keys has one: "
+        "at maxmemory writes fail as with noeviction"
+    )
+    assert found.evidence["reason"] == "volatile-without-ttl"
+    assert _mismatch("volatile-lfu", _Shape(99), rules) == []
+    assert _mismatch("volatile-lfu", _Shape(100, with_ttl=1), rules) == []
 
 
 def test_a_slowlog_entry_without_a_command_is_grouped_as_unknown():
