@@ -272,3 +272,16 @@ def test_facts_of_keys_found_another_way_report_the_server_time_they_took(r, pat
     )
     assert (len(facts), vanished, refused) == (50, 0, 0)
     assert server_us > 0
+
+
+def test_scan_keyspace_hands_every_page_to_on_batch(r):
+    from dashboard.inspect.keyspace.scanjob import scan_keyspace
+
+    for i in range(50):
+        r.set(f"b:{i}", i)
+    seen = []
+    snap = scan_keyspace(
+        r, ScanOptions(start_count=10, min_count=10, max_count=10), on_batch=seen.append
+    )
+    assert len(seen) == snap["batches"] >= 5
+    assert sum(batch.scanned for batch in seen) == snap["scanned"] == 50
