@@ -285,3 +285,33 @@ def test_scan_keyspace_hands_every_page_to_on_batch(r):
     )
     assert len(seen) == snap["batches"] >= 5
     assert sum(batch.scanned for batch in seen) == snap["scanned"] == 50
+
+
+def test_node_map_refreshes_are_spaced_and_each_one_is_an_event(r, monkeypatch):
+    """A topology error asks for a node-map refresh; they are at least 0.2 s apart
+    (unless forced), and each says what it found or why it failed."""
+    from redis.exceptions import ResponseError
+
+    from dashboard.inspect.keyspace import scanjob
+
+    answers = [True, False, ResponseError("CLUSTERDOWN the cluster is down")]
+
+    def refresh(client):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(scanjob, "refresh_topology", refresh)
+    job = scanjob.ScanJob(r, ScanOptions())
+    job._refresh(0.0)
+    job._refresh(0.125)  # too soon
+    job._refresh(0.2)  # exactly the gap later
+    job._refresh(0.3)  # too soon after that one
+    job._refresh(0.3, force=True)
+    assert [(e["kind"], e["node"], e["reason"]) for e in job.snapshot()["events"]] == [
+        ("refresh", None, "primaries changed"),
+        ("refresh", None, "primaries unchanged"),
+        ("refresh", None, "node map refresh failed: CLUSTERDOWN the cluster is down"),
+    ]
+    assert answers == []
