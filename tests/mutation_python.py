@@ -35,16 +35,17 @@ GROUPS: dict[str, list[str]] = {
         "dashboard.inspect.keyspace.passes.*",
         "dashboard.inspect.keyspace.rollup.*",
         *(
+            f"dashboard.inspect.keyspace.scriptpage.{name}__mutmut_*"
+            for name in ("x_unpack", "x_ok", "x_group")  # the script page's bookkeeping
+        ),
+        *(
             f"{SCAN}{name}__mutmut_*"
             for name in (
                 "x__key_list",
                 "x__type_name",
                 "x__facts_of",
-                "x__unpack",
                 "x__within_budget",
-                "x__ok",
                 "x__span",
-                "x__group",
                 "xǁNodeScannerǁnext_batch",
                 "xǁNodeScannerǁfacts",
                 "xǁNodeScannerǁ_assigned",
