@@ -307,8 +307,7 @@ def test_node_map_refreshes_are_spaced_and_each_one_is_an_event(r, monkeypatch):
     job._refresh(0.0)
     job._refresh(0.125)  # too soon
     job._refresh(0.2)  # exactly the gap later
-    job._refresh(0.3)  # too soon after that one
-    job._refresh(0.3, force=True)
+    job._refresh(0.25, force=True)  # too soon, but forced
     assert [(e["kind"], e["node"], e["reason"]) for e in job.snapshot()["events"]] == [
         ("refresh", None, "primaries changed"),
         ("refresh", None, "primaries unchanged"),
