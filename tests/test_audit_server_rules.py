@@ -381,3 +381,74 @@ def test_stream_report_notes_refused_streams_and_skips_ones_that_changed_type(mo
     assert report.refused == ["q:odd: XINFO/XPENDING failed: ERR something odd"]
     notes = []
     assert report.check(notes) == report.states and notes == report.refused
+
+
+def test_a_stream_report_with_every_stream_refused_is_a_skip_with_the_first_reason():
+    from dashboard.inspect.audit import streamrules
+
+    report = streamrules.StreamReport([(b"q:1", 10), (b"q:2", 5)], total=3)
+    report.refused = ["q:1: first reason", "q:2: second reason"]
+    with pytest.raises(Skip, match=r"^q:1: first reason$"):
+        report.check([])
+    report.states = [(b"q:3", object())]
+    notes = []
+    report.check(notes)
+    assert notes == [
+        "q:1: first reason",
+        "q:2: second reason",
+        "3 streams found; the 2 longest were inspected",
+    ]
+
+
+def _stream(length, entries_added, **kw):
+    return SimpleNamespace(
+        length=length,
+        entries_added=entries_added,
+        max_deleted_id=kw.get("max_deleted_id", "0-0"),
+        first_age_ms=kw.get("first_age_ms", 5000),
+        groups=kw.get("groups", []),
+    )
+
+
+def test_unbounded_streams_at_the_length_edge_trimmed_or_not_or_unknown():
+    from dashboard.inspect.audit import streamrules
+
+    config = config_from_mapping({"rules": {"unbounded-stream": {"max_length": 100}}})
+    states = [
+        (b"s:short", _stream(99, 99)),
+        (b"s:trimmed", _stream(120, 150)),  # more added than held: something trimmed it
+        (b"s:edge", _stream(100, 100, groups=[1, 2])),
+        (b"s:old", _stream(300, None, max_deleted_id=None, first_age_ms=None)),  # Redis < 7
+    ]
+    assert streamrules.unbounded_stream(states, config) == [
+        Finding(
+            "unbounded-stream",
+            "s:edge",
+            "stream s:edge holds 100 entries and was never trimmed",
+            {
+                "length": 100,
+                "entries_added": 100,
+                "max_deleted_id": "0-0",
+                "trimmed": False,
+                "first_entry_age_ms": 5000,
+                "groups": 2,
+            },
+            subject_kind="stream",
+            weight=100,
+        ),
+        Finding(
+            "unbounded-stream",
+            "s:old",
+            "stream s:old holds 300 entries and was not seen trimmed (Redis < 7 cannot tell)",
+            {
+                "length": 300,
+                "entries_added": None,
+                "max_deleted_id": None,
+                "trimmed": None,
+                "first_entry_age_ms": None,
+                "groups": 0,
+            },
+            subject_kind="stream",
+            weight=300,
+        ),
+    ]
