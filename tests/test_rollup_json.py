@@ -210,3 +210,25 @@ def test_a_reason_given_by_the_scan_replaces_the_generic_one():
     tree = rollup.to_json()["tree"]
     assert tree["bytes"] is None and tree["bytes_unavailable"] == "MEMORY USAGE refused by ACL"
     assert tree["direct_bytes"] is None
+
+
+def test_shard_rollups_merged_past_the_namespace_cap_count_every_folded_key():
+    """A scan keeps one rollup per shard and merges them: namespaces past the cap fold
+    into (other) with their keys counted as folded, whichever rollup folded them."""
+
+    def shard(*keys):
+        rollup = Rollup(max_namespaces=1)
+        rollup.add_batch([(key, "string", -1, 10, 1) for key in keys])
+        return rollup
+
+    first, second = shard(b"a:1", b"b:1"), shard(b"c:1", b"c:2", b"d:1")
+    assert (first.folded_keys, second.folded_keys) == (1, 1)  # b:1 and d:1
+    merged = Rollup(max_namespaces=1)
+    merged.merge(first)
+    merged.merge(second)  # c has no room left in the merged tree: its 2 keys fold too
+    data = merged.to_json()
+    assert data["folded_keys"] == 4
+    assert [(n["name"], n["keys"]) for n in data["tree"]["children"]] == [
+        ("a", 1),
+        ("(other)", 4),
+    ]
