@@ -452,3 +452,50 @@ def test_unbounded_streams_at_the_length_edge_trimmed_or_not_or_unknown():
             weight=300,
         ),
     ]
+
+
+def _group(name, lag, lower_bound=False, source="server"):
+    return SimpleNamespace(
+        name=name,
+        lag=lag,
+        lag_source=source,
+        lag_is_lower_bound=lower_bound,
+        consumers=2,
+        pending=3,
+        last_delivered_id="5-0",
+    )
+
+
+def test_consumer_lag_at_its_threshold_and_as_a_lower_bound():
+    from dashboard.inspect.audit import streamrules
+
+    config = config_from_mapping({"rules": {"stream-consumer-lag": {"max_lag": 1000}}})
+    stream = _stream(5000, 5000)
+    stream.groups = [
+        _group("fast", 999),
+        _group("unknown", None, source="none"),
+        _group("edge", 1000),
+        _group("far", 1000, lower_bound=True, source="xrange"),
+    ]
+    found = streamrules.consumer_lag([(b"jobs", stream)], config)
+    assert found[0] == Finding(
+        "stream-consumer-lag",
+        "jobs (group edge)",
+        "group edge of jobs has 1,000 entries not yet delivered (2 consumers)",
+        {
+            "stream": "jobs",
+            "group": "edge",
+            "lag": 1000,
+            "lag_source": "server",
+            "lag_is_lower_bound": False,
+            "consumers": 2,
+            "pending": 3,
+            "last_delivered_id": "5-0",
+            "stream_length": 5000,
+        },
+        subject_kind="consumer-group",
+        weight=1000,
+    )
+    assert [f.message for f in found[1:]] == [
+        "group far of jobs has at least 1,000 entries not yet delivered (2 consumers)"
+    ]
