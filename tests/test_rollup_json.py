@@ -201,6 +201,8 @@ def test_sampled_counters_are_scaled_and_rounded():
     assert tree["ttl"]["with_ttl"] == 2 and tree["ttl"]["without_ttl"] == 2
     assert tree["types"]["string"] == {"keys": 5, "bytes": 62}
     assert tree["top_bytes"][0]["bytes"] == 15  # a key's own size is never scaled
+    doubled = rollup.to_json(factor=2.0)["tree"]  # a sample of half the keys
+    assert (doubled["keys"], doubled["bytes"], doubled["ttl"]["with_ttl"]) == (4, 50, 2)
 
 
 def test_a_reason_given_by_the_scan_replaces_the_generic_one():
