@@ -314,3 +314,17 @@ def test_node_map_refreshes_are_spaced_and_each_one_is_an_event(r, monkeypatch):
         ("refresh", None, "node map refresh failed: CLUSTERDOWN the cluster is down"),
     ]
     assert answers == []
+
+
+def test_facts_of_keys_whose_slot_moved_count_as_not_here(r, monkeypatch):
+    """In a cluster, a key found by SCAN MATCH whose slot left the node mid-call is not
+    on this node any more: the key browser counts it with the vanished ones, and a
+    call whose server time is unknown reports 0."""
+    from dashboard.inspect.keyspace.scriptpage import MOVED
+
+    scanner = NodeScanner(r, ScanOptions(path="lua"), name="n")
+    flat = [b"string", -1, 10, 1, b"none", -2, None, None, MOVED, None, None, None]
+    monkeypatch.setattr(scanner, "_facts", lambda keys, groups, after: ("lua", None, flat, 0, 0))
+    facts, vanished, refused, server_us = scanner.facts([b"a", b"b", b"c"])
+    assert facts == [(b"a", "string", -1, 10, 1)]
+    assert (vanished, refused, server_us) == (2, 0, 0)
