@@ -328,3 +328,21 @@ def test_facts_of_keys_whose_slot_moved_count_as_not_here(r, monkeypatch):
     facts, vanished, refused, server_us = scanner.facts([b"a", b"b", b"c"])
     assert facts == [(b"a", "string", -1, 10, 1)]
     assert (vanished, refused, server_us) == (2, 0, 0)
+
+
+def test_each_nodes_reason_for_unknown_bytes_is_named_once(r):
+    """Nodes that could not size their keys for different reasons: the result names
+    each reason once, in order, separated by '; '."""
+    from dashboard.inspect.keyspace.scanjob import ScanJob
+
+    job = ScanJob(r, ScanOptions())
+    job._plan.committed.add_batch([(b"a:1", "string", -1, None, 1)])
+
+    def done(reason):
+        return SimpleNamespace(scanner=SimpleNamespace(done=True, memory_reason=reason))
+
+    job._plan.done = [done("n2: MEMORY USAGE refused"), done(None), done("n1: no MEMORY")]
+    job._plan.done.append(done("n2: MEMORY USAGE refused"))
+    result = job._result_json()
+    assert result["tree"]["bytes_unavailable"] == "n1: no MEMORY; n2: MEMORY USAGE refused"
+    assert (result["estimated"], result["factor"]) == (False, 1.0)
