@@ -499,3 +499,50 @@ def test_consumer_lag_at_its_threshold_and_as_a_lower_bound():
     assert [f.message for f in found[1:]] == [
         "group far of jobs has at least 1,000 entries not yet delivered (2 consumers)"
     ]
+
+
+def _pending_group(name, pending, idle, consumers=()):
+    return SimpleNamespace(
+        name=name,
+        pending=pending,
+        oldest_pending_idle_ms=idle,
+        oldest_pending_id="1-0",
+        max_delivery_count=4,
+        pending_sampled=False,
+        consumer_list=[SimpleNamespace(name=n, pending=p, idle_ms=i) for n, p, i in consumers],
+    )
+
+
+def test_stuck_pending_at_its_idle_edge_with_the_consumers_holding_entries():
+    from dashboard.inspect.audit import streamrules
+
+    config = config_from_mapping({"rules": {"stream-stuck-pending": {"min_idle_ms": 60_000}}})
+    stream = _stream(10, 10)
+    stream.groups = [
+        _pending_group("none", 0, 90_000),  # nothing pending: an old idle means nothing
+        _pending_group("unknown", 3, None),
+        _pending_group("young", 3, 59_999),
+        _pending_group("edge", 3, 60_000, [("idle", 0, 5), ("a", 1, 60_000), ("b", 2, 1_000)]),
+    ]
+    assert streamrules.stuck_pending([(b"jobs", stream)], config) == [
+        Finding(
+            "stream-stuck-pending",
+            "jobs (group edge)",
+            "group edge of jobs has 3 pending entries, idle up to 60 s",
+            {
+                "stream": "jobs",
+                "group": "edge",
+                "pending": 3,
+                "oldest_pending_id": "1-0",
+                "max_idle_ms": 60_000,
+                "max_delivery_count": 4,
+                "sampled": False,
+                "consumers_with_pending": [
+                    {"name": "b", "pending": 2, "idle_ms": 1_000},
+                    {"name": "a", "pending": 1, "idle_ms": 60_000},
+                ],
+            },
+            subject_kind="consumer-group",
+            weight=60_000,
+        )
+    ]
