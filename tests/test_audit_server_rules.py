@@ -112,6 +112,8 @@ def test_logical_databases_beyond_the_allowed_number():
     ]
     ctx = _ctx({"info-keyspace": [_node(keyspace)]}, {"logical-databases": {"max_dbs": 2}})
     assert sr.logical_databases(ctx) == []
+    ctx = _ctx({"info-keyspace": [_node(keyspace, "h:1")]}, {"logical-databases": {"max_dbs": 1}})
+    assert [f.subject for f in sr.logical_databases(ctx)] == ["databases @ h:1"]
 
 
 def _stats(*rows, address=None):
@@ -516,33 +518,94 @@ def _pending_group(name, pending, idle, consumers=()):
 def test_stuck_pending_at_its_idle_edge_with_the_consumers_holding_entries():
     from dashboard.inspect.audit import streamrules
 
-    config = config_from_mapping({"rules": {"stream-stuck-pending": {"min_idle_ms": 60_000}}})
+    config = config_from_mapping({"rules": {"stream-stuck-pending": {"min_idle_ms": 600_000}}})
     stream = _stream(10, 10)
     stream.groups = [
-        _pending_group("none", 0, 90_000),  # nothing pending: an old idle means nothing
+        _pending_group("none", 0, 900_000),  # nothing pending: an old idle means nothing
         _pending_group("unknown", 3, None),
-        _pending_group("young", 3, 59_999),
-        _pending_group("edge", 3, 60_000, [("idle", 0, 5), ("a", 1, 60_000), ("b", 2, 1_000)]),
+        _pending_group("young", 3, 599_999),
+        _pending_group(
+            "edge",
+            27,
+            600_000,
+            [("idle", 0, 5), *((f"c{n}", n, 1_000 * n) for n in range(1, 7))],
+        ),
     ]
     assert streamrules.stuck_pending([(b"jobs", stream)], config) == [
         Finding(
             "stream-stuck-pending",
             "jobs (group edge)",
-            "group edge of jobs has 3 pending entries, idle up to 60 s",
+            "group edge of jobs has 27 pending entries, idle up to 600 s",
             {
                 "stream": "jobs",
                 "group": "edge",
-                "pending": 3,
+                "pending": 27,
                 "oldest_pending_id": "1-0",
-                "max_idle_ms": 60_000,
+                "max_idle_ms": 600_000,
                 "max_delivery_count": 4,
                 "sampled": False,
-                "consumers_with_pending": [
-                    {"name": "b", "pending": 2, "idle_ms": 1_000},
-                    {"name": "a", "pending": 1, "idle_ms": 60_000},
+                "consumers_with_pending": [  # the five holding most, most first
+                    {"name": f"c{n}", "pending": n, "idle_ms": 1_000 * n} for n in range(6, 1, -1)
                 ],
             },
             subject_kind="consumer-group",
-            weight=60_000,
+            weight=600_000,
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "check", "source", "data"),
+    [
+        ("connection-pressure", sr.connection_pressure, "info-clients", {"maxclients": 10}),
+        ("default-user-nopass", sr.default_user_nopass, "acl", {}),
+        ("dynamic-lua", sr.dynamic_lua, "info-memory", {"number_of_cached_scripts": 0}),
+        ("logical-databases", sr.logical_databases, "info-keyspace", {}),
+        ("flush-command", sr.flush_command, "commandstats", []),
+        ("keys-command", sr.keys_command, "commandstats", []),
+        ("keys-command", sr.keys_command, "slowlog", []),
+    ],
+)
+def test_a_node_that_refused_is_noted_under_the_rule_that_needed_it(rule, check, source, data):
+    sources = {"commandstats": [_node([], "h:2")], "slowlog": [_slow(address="h:2")]}
+    sources[source] = [_refused("NOPERM", "h:1"), _node(data, "h:2")]
+    ctx = _ctx(sources)
+    check(ctx)
+    assert ctx.limitations[rule] == ["h:1: NOPERM"]
+    assert set(ctx.limitations) == {rule}
+
+
+def test_connection_pressure_at_each_edge_and_per_node():
+    rules = {"connection-pressure": {"max_share": 0.75, "max_rejected": 5}}
+
+    def pressure(data, address="h:1"):
+        return sr.connection_pressure(_ctx({"info-clients": [_node(data, address)]}, rules))
+
+    [found] = pressure({"connected_clients": 3, "maxclients": 4, "rejected_connections": 5})
+    assert found.subject == "clients @ h:1"
+    assert found.message == "3 of 4 client slots in use (75%)"  # 5 rejected: not over
+    [found] = pressure({"connected_clients": 1, "maxclients": 3, "rejected_connections": 6})
+    assert found.message == "6 connections rejected since the stats were reset"
+    assert found.evidence["share"] == 0.3333
+    assert pressure({"connected_clients": 9, "maxclients": 0, "rejected_connections": 0}) == []
+
+
+def test_dynamic_lua_without_the_script_count_is_a_skip_and_names_the_node():
+    with pytest.raises(Skip) as skipped:
+        sr.dynamic_lua(_ctx({"info-memory": [_node({"used_memory": 1})]}))
+    assert str(skipped.value) == (
+        "INFO memory has no number_of_cached_scripts (INFO refused or Redis < 7)"
+    )
+    memory = {"number_of_cached_scripts": "51", "used_memory_scripts_eval": 1}
+    rules = {"dynamic-lua": {"max_scripts": 50}}
+    [found] = sr.dynamic_lua(_ctx({"info-memory": [_node(memory, "h:9")]}, rules))
+    assert found.subject == "script cache @ h:9"
+
+
+def test_keys_command_from_commandstats_when_the_slowlog_is_refused():
+    sources = {
+        "commandstats": [_node([{"command": "keys", "calls": 3}])],
+        "slowlog": [_refused("NOPERM slowlog")],
+    }
+    [found] = sr.keys_command(_ctx(sources))
+    assert found.evidence["calls"] == 3
