@@ -234,3 +234,20 @@ def test_shard_rollups_merged_past_the_namespace_cap_count_every_folded_key():
         ("a", 1),
         ("(other)", 4),
     ]
+
+
+def test_types_are_listed_by_bytes_then_keys_then_name():
+    rollup = Rollup()
+    rollup.add_batch(
+        [
+            (b"t:z1", "zset", -1, 5, 1),
+            (b"t:z2", "zset", -1, 5, 1),
+            (b"t:l1", "list", -1, 4, 1),
+            (b"t:l2", "list", -1, 6, 1),
+            (b"t:h1", "hash", -1, 10, 1),
+            (b"t:s1", "set", -1, 20, 1),
+        ]
+    )
+    types = rollup.to_json()["tree"]["types"]
+    assert list(types) == ["set", "list", "zset", "hash"]  # 20 B; 10 B in 2 keys x2; 1 key
+    assert types["list"] == {"keys": 2, "bytes": 10}
