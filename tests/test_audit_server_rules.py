@@ -564,12 +564,14 @@ def test_stuck_pending_at_its_idle_edge_with_the_consumers_holding_entries():
         ("flush-command", sr.flush_command, "commandstats", []),
         ("keys-command", sr.keys_command, "commandstats", []),
         ("keys-command", sr.keys_command, "slowlog", []),
+        ("slow-commands", sr.slow_commands, "slowlog", []),
+        ("eviction-policy-mismatch", sr.eviction_policy_mismatch, "info-memory", {}),
     ],
 )
 def test_a_node_that_refused_is_noted_under_the_rule_that_needed_it(rule, check, source, data):
     sources = {"commandstats": [_node([], "h:2")], "slowlog": [_slow(address="h:2")]}
     sources[source] = [_refused("NOPERM", "h:1"), _node(data, "h:2")]
-    ctx = _ctx(sources)
+    ctx = _ctx(sources, shape=_Shape(1))
     check(ctx)
     assert ctx.limitations[rule] == ["h:1: NOPERM"]
     assert set(ctx.limitations) == {rule}
@@ -609,3 +611,62 @@ def test_keys_command_from_commandstats_when_the_slowlog_is_refused():
     }
     [found] = sr.keys_command(_ctx(sources))
     assert found.evidence["calls"] == 3
+
+
+def test_slow_commands_at_the_floor_and_long_commands():
+    rules = {"slow-commands": {"min_duration_us": 10_000, "min_entries": 2}}
+    long = "SORT " + "k" * 300
+    sources = {
+        "slowlog": [
+            _slow(
+                _entry("EVAL a", 10_000),  # at the floor: counted
+                _entry("EVAL b", 9_999),
+                _entry("EVAL c", 10_000),
+                _entry("GET y", 20_000),  # one GET: under min_entries
+                *(_entry(long, 100_000 + n, start=n) for n in range(4)),
+            )
+        ]
+    }
+    evals, sorts = sr.slow_commands(_ctx(sources, rules))
+    assert (evals.subject, evals.evidence["entries"]) == ("EVAL", 2)
+    assert sorts.message == "4 SORT calls in the SLOWLOG, slowest 100.0 ms"
+    examples = sorts.evidence["examples"]
+    assert examples[0]["command"] == long[:200]  # a long command is cut at 200 characters
+    assert [e["duration_us"] for e in examples] == [100_003, 100_002, 100_001]
+
+
+def test_slow_entries_without_a_duration_count_no_time():
+    def slow(floor, *durations):
+        rules = {"slow-commands": {"min_duration_us": floor, "min_entries": 1}}
+        sources = {"slowlog": [_slow(*(_entry("GET x", d) for d in durations))]}
+        return [f.evidence for f in sr.slow_commands(_ctx(sources, rules))]
+
+    [only] = slow(0, None)
+    assert (only["slowest_us"], only["total_us"]) == (0, 0)
+    [both] = slow(0, None, 1)
+    assert (both["slowest_us"], both["total_us"], both["entries"]) == (1, 1, 2)
+    [timed] = slow(1, None, 5)  # unknown is not over a floor of 1 us
+    assert timed["entries"] == 1
+    sources = {"slowlog": [_slow(*(_entry("KEYS *", None) for _ in range(4)))]}
+    [found] = sr.keys_command(_ctx(sources))
+    assert found.evidence["slowest_us"] == 0 and len(found.evidence["examples"]) == 3
+
+
+def test_top_n_ties_are_broken_by_key_not_by_what_rides_along():
+    from dashboard.inspect.audit import keyrules
+
+    top = keyrules.TopN(3)
+    top.offer(5, b"b", "1")
+    top.offer(5, b"a", "2")
+    assert top.sorted() == [(5, b"a", "2"), (5, b"b", "1")]
+
+
+def test_a_stream_report_notes_at_most_five_refusals():
+    from dashboard.inspect.audit import streamrules
+
+    report = streamrules.StreamReport([(b"q", 1)], total=1)
+    report.refused = [f"q:{n}: refused" for n in range(6)]
+    report.states = [(b"ok", object())]
+    notes = []
+    report.check(notes)
+    assert notes == [f"q:{n}: refused" for n in range(5)]
