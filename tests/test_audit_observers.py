@@ -3,6 +3,8 @@ each finding compared whole (message, evidence, severity), at the thresholds' ed
 with the namespace cap and the exemptions. test_audit_rules.py runs them on a real
 server end to end; these pin what they conclude from given facts."""
 
+from types import SimpleNamespace
+
 from dashboard.inspect.audit import keyrules
 from dashboard.inspect.audit.findings import Finding
 from dashboard.inspect.audit.thresholds import config_from_mapping
@@ -253,3 +255,46 @@ def test_one_key_without_a_namespace_and_a_delimiter_that_is_not_text():
     [found] = rule.findings()
     assert found.message == "1 keys (100.0%) have no '\\xff' in their name"
     assert found.evidence["delimiter"] == "\\xff"
+
+
+class _KnownLayouts(_Layouts):
+    """Also the libraries by index, as LayoutTally.layouts holds them."""
+
+    def __init__(self, page, present, libraries):
+        super().__init__(page, present)
+        self.layouts = [SimpleNamespace(library=name) for name in libraries]
+
+
+def test_missing_ttl_sets_aside_keys_of_libraries_shown_to_be_there():
+    fact = lambda key, ttl: (key, "string", ttl, 1, 1)  # noqa: E731
+    page = {
+        (b"jobs",): [
+            fact(b"jobs:1", -1),
+            fact(b"jobs:rq1", -1),  # rq's, and rq is there: counted apart
+            fact(b"jobs:cel1", -1),  # celery's, but celery was not shown: ordinary
+            fact(b"jobs:cel2", 5000),
+            fact(b"jobs:cel3", -1),
+            *(fact(f"jobs:{n}".encode(), 1000) for n in (2, 3, 4)),
+        ]
+    }
+    layouts = _KnownLayouts({(b"jobs",): [-1, 0, 1, 1, 1, -1, -1, -1]}, {0}, ["rq", "celery"])
+    config = _config(**{"missing-ttl": {"min_keys": 1, "min_share": 0.4, "examples": 2}})
+    rule = keyrules.MissingTtl(config, b":", 10, _never_lock, layouts)
+    rule.add(page)
+    assert rule.findings() == [
+        Finding(
+            "missing-ttl",
+            "jobs",
+            "3 of 7 keys in jobs have no TTL (some keys of it do expire)",
+            {
+                "keys": 7,
+                "without_ttl": 3,
+                "with_ttl": 4,
+                "share": 0.4286,
+                "examples": ["jobs:1", "jobs:cel1"],
+                "known_layout_keys": {"rq": 1},
+            },
+            severity=None,
+            weight=3,
+        )
+    ]

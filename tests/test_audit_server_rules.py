@@ -670,3 +670,19 @@ def test_a_stream_report_notes_at_most_five_refusals():
     notes = []
     report.check(notes)
     assert notes == [f"q:{n}: refused" for n in range(5)]
+
+
+def test_eviction_policy_mismatch_skips_without_a_scan_and_judges_each_limited_node():
+    memory = [_node({"maxmemory": "1000", "maxmemory_policy": "noeviction"}, "h:1")]
+    with pytest.raises(Skip, match=r"^the keyspace scan did not run$"):
+        sr.eviction_policy_mismatch(_ctx({"info-memory": memory}))
+    with pytest.raises(Skip, match=r"^scan refused: NOPERM$"):
+        sr.eviction_policy_mismatch(
+            _ctx({"info-memory": memory}, scan_error="scan refused: NOPERM")
+        )
+    nodes = [
+        _node({"maxmemory": "0", "maxmemory_policy": "noeviction"}, "h:1"),  # no limit
+        _node({"maxmemory": "1000", "maxmemory_policy": "noeviction"}, "h:2"),
+    ]
+    found = sr.eviction_policy_mismatch(_ctx({"info-memory": nodes}, shape=_Shape(100, 100)))
+    assert [f.subject for f in found] == ["maxmemory-policy @ h:2"]
