@@ -251,3 +251,21 @@ def test_types_are_listed_by_bytes_then_keys_then_name():
     types = rollup.to_json()["tree"]["types"]
     assert list(types) == ["set", "list", "zset", "hash"]  # 20 B; 10 B in 2 keys x2; 1 key
     assert types["list"] == {"keys": 2, "bytes": 10}
+
+
+def test_children_by_bytes_then_keys_then_name_unknown_sizes_last_root_before_other():
+    rollup = Rollup(max_namespaces=4)
+    rollup.add_batch(
+        [
+            (b"tiny:1", "string", -1, 1, 1),
+            (b"unsized:1", "string", -1, None, 1),
+            (b"unsized:2", "string", -1, None, 1),
+            (b"pair:1", "string", -1, 50, 1),
+            (b"pair:2", "string", -1, 50, 1),
+            (b"one:1", "string", -1, 100, 1),
+            (b"plain", "string", -1, 10, 1),  # the root bucket
+            (b"far:1", "string", -1, 500, 1),  # past the cap: (other), bigger than the root
+        ]
+    )
+    names = [n["name"] for n in rollup.to_json()["tree"]["children"]]
+    assert names == ["pair", "one", "tiny", "unsized", "(root)", "(other)"]

@@ -236,6 +236,8 @@ def test_a_background_scan_runs_in_a_named_daemon_thread_and_can_be_cancelled(r)
     assert job.start() is True
     assert job.start() is False  # already running
     assert job.wait(0.05) is False  # held on its first page: a bounded wait gives up
+    with pytest.raises(RuntimeError, match=r"^this scan is already running in another thread$"):
+        job.run()
     release.set()
     assert job.wait(30)
     assert seen == {
