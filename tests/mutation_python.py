@@ -95,6 +95,7 @@ FOCUS: dict[str, list[str]] = {
         "tests/test_cluster_moved.py",
         "tests/test_cluster_scan_from.py",
         "tests/test_cli_keyspace.py",
+        "tests/test_layouts.py",  # the owner of each namespace
         "tests/test_mutation_kills.py",
     ],
 }
