@@ -298,3 +298,82 @@ def test_missing_ttl_sets_aside_keys_of_libraries_shown_to_be_there():
             weight=3,
         )
     ]
+
+
+def test_namespace_globs_match_a_namespace_or_an_ancestor_and_the_root_by_name():
+    assert keyrules.ns_matches((b"cache", b"page"), b":", ["cache"])
+    assert keyrules.ns_matches((b"cache", b"page"), b":", ["cache:p*"])
+    assert not keyrules.ns_matches((b"cache",), b":", ["cache:page"])
+    assert not keyrules.ns_matches((b"a",), b":", [""])  # "" names the root only
+    assert keyrules.ns_matches((), b":", [""]) and keyrules.ns_matches((), b":", ["(root)"])
+    assert keyrules.ns_matches((b"bin\xff",), b":", ["bin*"])  # not UTF-8: no exception
+
+
+def test_missing_ttl_counts_past_exempt_namespaces_unknown_ttls_and_locks():
+    def is_lock(key, kind):
+        return key.startswith(b"lk") and kind == "string"
+
+    pages = [
+        {
+            (b"tmp",): [(b"tmp:1", "string", -1, 1, 1)],  # exempt, first in the page
+            (b"a",): [
+                (b"a:0", "string", None, 1, 1),  # TTL unknown: passed over
+                (b"lk1", "string", -1, 1, 1),  # a lock: passed over
+                (b"lk2", "hash", -1, 1, 1),  # not a lock by its type: counted
+                (b"a:1", "string", 0, 1, 1),  # PTTL 0: it has a TTL (expiring now)
+                (b"a:2", "string", -1, 1, 1),
+            ],
+        },
+        {(b"tmp",): [(b"tmp:2", "string", -1, 1, 1), (b"tmp:3", "string", -1, 1, 1)]},
+    ]
+    rule = _missing(pages, is_lock=is_lock, exempt_namespaces=["tmp"])
+    [found] = rule.findings()
+    assert found.evidence == {
+        "keys": 3,
+        "without_ttl": 2,
+        "with_ttl": 1,
+        "share": 0.6667,
+        "examples": ["lk2", "a:2"],
+    }
+    assert rule.exempted_keys == 3
+
+
+def test_big_collections_past_other_types_at_the_byte_edge_and_without_a_count():
+    config = _config(
+        **{"big-collection": {"max_hash_fields": 10, "max_bytes": 1000, "examples": 3}}
+    )
+    rule = keyrules.BigCollection(config, b":", 10)
+    rule.add(
+        {
+            (b"c",): [
+                (b"c:s", "string", -1, 5000, 5000),  # not a collection
+                (b"c:h", "hash", -1, 1000, 3),  # at the byte limit: not over
+                (b"c:big", "hash", -1, 1001, None),  # over by bytes, count unknown
+            ]
+        }
+    )
+    [found] = rule.findings()
+    assert found.evidence["keys_over"] == 1
+    assert found.evidence["top"] == [
+        {"key": "c:big", "type": "hash", "elements": 0, "memory": 1001}
+    ]
+
+
+def test_a_string_of_unknown_length_is_never_measured_as_big():
+    config = _config(**{"big-string": {"max_bytes": 10}})
+    rule = keyrules.BigString(config, b":", 10)
+    rule.add({(b"s",): [(b"s:1", "string", -1, None, None)]})
+    assert rule.findings() == []
+
+
+def test_keys_without_a_namespace_from_pages_with_and_without_library_marks():
+    fact = lambda key: (key, "string", -1, 1, 1)  # noqa: E731
+    layouts = _Layouts({(): [-1, 1]}, present={1})
+    config = _config(**{"no-namespace": {"min_keys": 1, "examples": 2}})
+    rule = keyrules.NoNamespace(config, b":", layouts)
+    rule.add({(): [fact(b"marked-plain"), fact(b"libkey")]})
+    layouts.page = {}  # a page where no library key was seen
+    rule.add({(): [fact(b"unmarked-plain")]})
+    [found] = rule.findings()
+    assert found.evidence["keys"] == 2  # libkey is set aside: its library is there
+    assert found.evidence["examples"] == ["marked-plain", "unmarked-plain"]
