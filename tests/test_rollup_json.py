@@ -269,3 +269,13 @@ def test_children_by_bytes_then_keys_then_name_unknown_sizes_last_root_before_ot
     )
     names = [n["name"] for n in rollup.to_json()["tree"]["children"]]
     assert names == ["pair", "one", "tiny", "unsized", "(root)", "(other)"]
+
+
+def test_id_segments_at_the_edges_of_their_rules():
+    from dashboard.inspect.keyspace.rollup import is_id_segment
+
+    assert not is_id_segment(b"w" * 64) and is_id_segment(b"w" * 65)  # over 64 bytes
+    assert not is_id_segment(b"my key")  # a space is printable: a word
+    assert is_id_segment(b"a\x7fb") and is_id_segment(b"a\x1fb")  # control characters
+    assert is_id_segment(b"ab1cd2ef3gh4ijklm")  # a token switching 4 times
+    assert not is_id_segment(b"ab1cd2ef3ghijklmn")  # 3 times: a word with digits
