@@ -348,3 +348,29 @@ def test_each_nodes_reason_for_unknown_bytes_is_named_once(r):
     result = job._result_json()
     assert result["tree"]["bytes_unavailable"] == "n1: no MEMORY; n2: MEMORY USAGE refused"
     assert (result["estimated"], result["factor"]) == (False, 1.0)
+
+
+def test_a_finished_pass_is_verified_unless_its_node_changed_under_it(monkeypatch):
+    """The verdict of a walked shard: its node's identity at the start against now (a
+    restart, a new primary of its slots), or keys that answered MOVED/ASK."""
+    from dashboard.inspect.keyspace.sources import Identity
+
+    start = Identity("run-1", "master", None, None, None, owner="n1", owned=frozenset({1}))
+    now = {"identity": start}
+    monkeypatch.setattr(passes, "identity", lambda client, source: now["identity"])
+
+    def verdict(moved=0, assigned=frozenset({1})):
+        scanner = SimpleNamespace(done=True, moved=moved)
+        p = SimpleNamespace(scanner=scanner, start=start, source=None, assigned=assigned)
+        return passes._verdict(None, p)
+
+    assert verdict() == ("verified", None)
+    assert verdict(moved=2) == (
+        "changed",
+        "2 key(s) answered MOVED/ASK: their slot moved mid-pass",
+    )
+    now["identity"] = Identity("run-2", "master", None, None, None, owner="n1")
+    assert verdict() == ("changed", "the node restarted (new run_id)")
+    now["identity"] = Identity("run-1", "master", None, None, None, owner="n2")
+    assert verdict() == ("changed", "the shard has a new primary")
+    assert verdict(assigned=None) == ("verified", None)  # not a cluster: no owner to check
