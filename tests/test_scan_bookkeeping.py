@@ -236,8 +236,6 @@ def test_a_background_scan_runs_in_a_named_daemon_thread_and_can_be_cancelled(r)
     assert job.start() is True
     assert job.start() is False  # already running
     assert job.wait(0.05) is False  # held on its first page: a bounded wait gives up
-    with pytest.raises(RuntimeError, match=r"^this scan is already running in another thread$"):
-        job.run()
     release.set()
     assert job.wait(30)
     assert seen == {
@@ -374,3 +372,20 @@ def test_a_finished_pass_is_verified_unless_its_node_changed_under_it(monkeypatc
     now["identity"] = Identity("run-1", "master", None, None, None, owner="n2")
     assert verdict() == ("changed", "the shard has a new primary")
     assert verdict(assigned=None) == ("verified", None)  # not a cluster: no owner to check
+
+
+def test_running_a_scan_that_runs_in_another_thread_says_so(r):
+    import threading
+
+    from dashboard.inspect.keyspace.scanjob import ScanJob
+
+    r.set("k:1", 1)
+    release = threading.Event()
+    job = ScanJob(r, ScanOptions(), on_batch=lambda batch: release.wait(10))
+    assert job.start() is True
+    try:
+        with pytest.raises(RuntimeError, match=r"^this scan is already running in another thread$"):
+            job.run()
+    finally:
+        release.set()
+        assert job.wait(30)
