@@ -124,10 +124,17 @@ def equivalents() -> dict[str, str]:
     return dict(rows)
 
 
-def run(groups: list[str], max_children: int, again: bool = False, focus: bool = False) -> int:
+def run(
+    groups: list[str],
+    max_children: int,
+    again: bool = False,
+    focus: bool = False,
+    only: str = "*",
+) -> int:
     """Run the mutants of ``groups`` that have no result yet (all when none exist);
     ``again``: also those that survived (after tests were added); ``focus``: against
-    the groups' own tests only (:data:`FOCUS`)."""
+    the groups' own tests only (:data:`FOCUS`); ``only``: mutant names matching this glob
+    (two campaigns in two copies of the tree can split a group)."""
     import os
 
     os.chdir(ROOT)
@@ -142,7 +149,10 @@ def run(groups: list[str], max_children: int, again: bool = False, focus: bool =
         names = [
             n
             for n, code in results.items()
-            if code in wanted and _group_of(n) in groups and (code is None or n not in listed)
+            if code in wanted
+            and _group_of(n) in groups
+            and (code is None or n not in listed)
+            and fnmatch.fnmatchcase(n, only)
         ]
         if not names:
             print("every mutant of these groups has a result: see `tests/mutation report`")
@@ -246,7 +256,7 @@ def _row(group: str, c: dict[str, int]) -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
         return report()
-    children, again, focus = 1, False, False
+    children, again, focus, only = 1, False, False, "*"
     while argv[:1] and argv[0].startswith("--"):
         option = argv.pop(0)
         if option.startswith("--max-children="):
@@ -255,6 +265,8 @@ def main(argv: list[str]) -> int:
             again = True
         elif option == "--focus":
             focus = True
+        elif option.startswith("--only="):
+            only = option.split("=", 1)[1]
         else:
             print(f"unknown option {option}", file=sys.stderr)
             return 2
@@ -263,7 +275,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown group(s) {unknown}; groups: {', '.join(GROUPS)}", file=sys.stderr)
         return 2
-    return run(groups, children, again, focus)
+    return run(groups, children, again, focus, only)
 
 
 if __name__ == "__main__":

@@ -389,3 +389,24 @@ def test_running_a_scan_that_runs_in_another_thread_says_so(r):
     finally:
         release.set()
         assert job.wait(30)
+
+
+def test_a_script_page_reply_unpacked_and_grouped_by_slot():
+    """scan_batch's tab-separated reply: server microseconds, then type, PTTL, bytes and
+    count per key ('' unknown); a group whose slot left the node is all moved."""
+    from redis.exceptions import MovedError, ResponseError
+
+    from dashboard.inspect.keyspace import scriptpage
+
+    reply = b"42\tstring\t-1\t56\t3\thash\t5000\t\t\tnone\t-2\t\t"
+    assert scriptpage.unpack(reply, 3) == (
+        42,
+        [b"string", -1, 56, 3, b"hash", 5000, None, None, b"none", -2, None, None],
+    )
+    assert scriptpage.unpack(reply.decode(), 3) == scriptpage.unpack(reply, 3)  # str reply
+    moved = MovedError("3999 127.0.0.1:7001")
+    assert scriptpage.unpack(moved, 2) == (0, [scriptpage.MOVED, None, None, None] * 2)
+    with pytest.raises(ResponseError, match="NOSCRIPT"):
+        scriptpage.unpack(ResponseError("NOSCRIPT no such script"), 1)
+    assert scriptpage.ok(b"x") == b"x"
+    assert scriptpage.group([7, 3, 7, 9, 3]) == [[0, 2], [1, 4], [3]]
