@@ -133,8 +133,8 @@ def run(
 ) -> int:
     """Run the mutants of ``groups`` that have no result yet (all when none exist);
     ``again``: also those that survived (after tests were added); ``focus``: against
-    the groups' own tests only (:data:`FOCUS`); ``only``: mutant names matching this glob
-    (two campaigns in two copies of the tree can split a group)."""
+    the groups' own tests only (:data:`FOCUS`); ``only``: mutant names matching one of these
+    comma-separated globs (two campaigns in two copies of the tree can split a group)."""
     import os
 
     os.chdir(ROOT)
@@ -152,7 +152,7 @@ def run(
             if code in wanted
             and _group_of(n) in groups
             and (code is None or n not in listed)
-            and fnmatch.fnmatchcase(n, only)
+            and any(fnmatch.fnmatchcase(n, glob) for glob in only.split(","))
         ]
         if not names:
             print("every mutant of these groups has a result: see `tests/mutation report`")
