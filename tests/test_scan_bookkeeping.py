@@ -410,3 +410,28 @@ def test_a_script_page_reply_unpacked_and_grouped_by_slot():
         scriptpage.unpack(ResponseError("NOSCRIPT no such script"), 1)
     assert scriptpage.ok(b"x") == b"x"
     assert scriptpage.group([7, 3, 7, 9, 3]) == [[0, 2], [1, 4], [3]]
+
+
+class _Pass:
+    def __init__(self, name, stop=False, not_before=0.0):
+        self.name, self.stop, self.not_before = name, stop, not_before
+
+
+def test_passes_start_up_to_the_parallel_limit_skipping_stopped_and_waiting_ones(r, monkeypatch):
+    from dashboard.inspect.keyspace import scanjob
+
+    walked = []
+    monkeypatch.setattr(scanjob, "walk", lambda client, p, *rest: walked.append(p.name))
+    job = scanjob.ScanJob(r, ScanOptions(parallel=2))
+    job._plan.passes = [
+        _Pass("stopped", stop=True),
+        _Pass("retry-later", not_before=10.0),  # backing off until t=10
+        _Pass("retry-now", not_before=5.0),  # its backoff ends now
+        _Pass("a"),
+        _Pass("b"),  # a third would pass the limit of 2
+    ]
+    job._launch(out=None, now=5.0)
+    assert [p.name for p in job._running] == ["retry-now", "a"]
+    for thread in job._running.values():
+        thread.join(5)
+    assert sorted(walked) == ["a", "retry-now"]
