@@ -435,3 +435,21 @@ def test_passes_start_up_to_the_parallel_limit_skipping_stopped_and_waiting_ones
     for thread in job._running.values():
         thread.join(5)
     assert sorted(walked) == ["a", "retry-now"]
+
+
+def test_a_pass_state_for_the_snapshot():
+    p = _pass(dbsize=3000, assigned=frozenset({1, 2, 3}), attempt=2)
+    p.counters.update(scanned=1000, analysed=990, batches=7, server_us=123_456)
+    state = p.state()
+    assert {k: state[k] for k in ("done", "slots", "attempt", "dbsize", "quota")} == {
+        "done": False,
+        "slots": 3,
+        "attempt": 2,
+        "dbsize": 3000,
+        "quota": None,
+    }
+    assert (state["scanned"], state["analysed"], state["batches"]) == (1000, 990, 7)
+    assert (state["server_ms"], state["progress"]) == (123.456, 0.3333)
+    p.committed = True  # its keys are in the result: done, whatever the scanner says
+    assert p.state()["done"] is True and p.state()["progress"] == 1.0
+    assert _pass().state()["progress"] is None and _pass().state()["slots"] is None
