@@ -453,3 +453,64 @@ def test_a_pass_state_for_the_snapshot():
     p.committed = True  # its keys are in the result: done, whatever the scanner says
     assert p.state()["done"] is True and p.state()["progress"] == 1.0
     assert _pass().state()["progress"] is None and _pass().state()["slots"] is None
+
+
+def test_the_job_wakes_when_the_next_waiting_pass_may_start_or_the_plan_is_redone(r):
+    from dashboard.inspect.keyspace.scanjob import ScanJob
+
+    job = ScanJob(r, ScanOptions())
+    running = _Pass("running", not_before=6.5)
+    job._plan.passes = [
+        _Pass("stopped", stop=True, not_before=6.0),
+        _Pass("past", not_before=1.0),  # may start already: no wake-up needed for it
+        _Pass("now", not_before=5.0),
+        running,
+        _Pass("soon", not_before=8.0),
+    ]
+    job._running = {running: None}
+    assert job._wake_at(5.0) == 8.0
+    job._plan.replan_at = 7.0
+    assert job._wake_at(5.0) == 7.0
+    job._plan.passes = []
+    job._plan.replan_at = None
+    assert job._wake_at(5.0) is None
+
+
+def test_a_pass_checks_its_node_before_walking(monkeypatch):
+    """Before its first page a pass waits out migrating slots; a pass that already
+    started (a resume) is redone when its node changed; otherwise it walks."""
+    import queue
+
+    calls = []
+
+    def migrating(now, assigned):
+        calls.append(("migrating", now, assigned))
+        return "slot 7 is migrating" if now == "moving" else None
+
+    def changed(start, now, assigned):
+        calls.append(("changed", start, now, assigned))
+        return "the node restarted" if now == "restarted" else None
+
+    monkeypatch.setattr(passes, "migrating", migrating)
+    monkeypatch.setattr(passes, "changed", changed)
+    found = {}
+    monkeypatch.setattr(passes, "identity", lambda client, source: found["now"])
+
+    def walk(start, now):
+        found["now"] = now
+        p = SimpleNamespace(start=start, source=None, assigned=frozenset({7}), stop="cancel")
+        out = queue.Queue()
+        passes.walk(None, p, out, lambda: False, 0, None)
+        return p, out.get_nowait()
+
+    p, ended = walk(None, "moving")
+    assert ended == ("end", p, "changed", "slot 7 is migrating") and p.start is None
+    p, ended = walk("before", "restarted")
+    assert ended == ("end", p, "changed", "the node restarted")
+    p, ended = walk(None, "steady")  # starts: remembers the node as it found it
+    assert p.start == "steady" and ended == ("end", p, "stopped", "cancel")
+    assert calls == [
+        ("migrating", "moving", frozenset({7})),
+        ("changed", "before", "restarted", frozenset({7})),
+        ("migrating", "steady", frozenset({7})),
+    ]
