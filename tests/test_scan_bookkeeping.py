@@ -514,3 +514,37 @@ def test_a_pass_checks_its_node_before_walking(monkeypatch):
         ("changed", "before", "restarted", frozenset({7})),
         ("migrating", "steady", frozenset({7})),
     ]
+
+
+def test_a_pass_ends_with_its_verdict_or_the_trouble_it_ran_into(monkeypatch):
+    """What a walk reports last: the verdict of a finished pass; a topology or loading
+    error as trouble (retried); anything else as an error."""
+    import queue
+
+    import redis
+
+    monkeypatch.setattr(passes, "identity", lambda client, source: "same")
+    monkeypatch.setattr(passes, "migrating", lambda now, assigned: None)
+    monkeypatch.setattr(passes, "_verdict", lambda client, p: ("verified", None))
+
+    def walk(finished=False, raises=None):
+        def next_batch():
+            raise raises
+
+        scanner = SimpleNamespace(next_batch=next_batch)
+        p = SimpleNamespace(start=None, source=None, assigned=None, stop=None)
+        p.finished, p.scanner = finished, scanner
+        out = queue.Queue()
+        passes.walk(None, p, out, lambda: False, 0, None)
+        return p, out.get_nowait()
+
+    p, ended = walk(finished=True)
+    assert ended == ("end", p, "verified", None)
+    dropped = redis.ConnectionError("Connection reset by peer")
+    p, ended = walk(raises=dropped)
+    assert ended == ("end", p, "trouble", dropped)
+    loading = redis.exceptions.BusyLoadingError("LOADING")
+    assert walk(raises=loading)[1][2] == "trouble"
+    bug = ValueError("unexpected reply")
+    p, ended = walk(raises=bug)
+    assert ended == ("end", p, "error", bug)
