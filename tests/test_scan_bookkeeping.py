@@ -432,6 +432,8 @@ def test_passes_start_up_to_the_parallel_limit_skipping_stopped_and_waiting_ones
     ]
     job._launch(out=None, now=5.0)
     assert [p.name for p in job._running] == ["retry-now", "a"]
+    # named for thread dumps, and daemons even when the scan runs in a non-daemon thread
+    assert all(t.name == "keyspace-scan-fetch" and t.daemon for t in job._running.values())
     for thread in job._running.values():
         thread.join(5)
     assert sorted(walked) == ["a", "retry-now"]
