@@ -550,3 +550,16 @@ def test_a_pass_ends_with_its_verdict_or_the_trouble_it_ran_into(monkeypatch):
     bug = ValueError("unexpected reply")
     p, ended = walk(raises=bug)
     assert ended == ("end", p, "error", bug)
+
+
+def test_a_shard_that_waited_starts_afresh_with_its_first_page(r):
+    """A shard's waits for migrating slots count toward giving up; once its pass gets a
+    first page they are forgotten, so a later wait starts a new count."""
+    from dashboard.inspect.keyspace.scanjob import ScanJob
+
+    job = ScanJob(r, ScanOptions())
+    job._plan._waits["h:1"] = (0.0, 3)
+    p = _pass()
+    page = Batch([], 0, 0, 0, 10, None, None, 5, 0)
+    job._fold(p, page, hook=False)
+    assert "h:1" not in job._plan._waits and p.counters["batches"] == 1
