@@ -279,3 +279,12 @@ def test_id_segments_at_the_edges_of_their_rules():
     assert is_id_segment(b"a\x7fb") and is_id_segment(b"a\x1fb")  # control characters
     assert is_id_segment(b"ab1cd2ef3gh4ijklm")  # a token switching 4 times
     assert not is_id_segment(b"ab1cd2ef3ghijklmn")  # 3 times: a word with digits
+
+
+def test_counts_over_several_pages_and_a_key_with_one_ms_left():
+    rollup = Rollup()
+    rollup.add_batch([(b"a:1", "string", 1, None, 1), (b"a:2", "string", -1, 10, 1)])
+    rollup.add_batch([(b"a:3", "string", -1, None, 1)])
+    tree = rollup.to_json()["tree"]
+    assert tree["unsized_keys"] == 2 and tree["keys"] == 3
+    assert tree["ttl"]["histogram"]["<1m"] == 1 and tree["ttl"]["histogram"]["none"] == 2
