@@ -80,6 +80,7 @@ FOCUS: dict[str, list[str]] = {
     "audit": [
         "tests/test_audit_observers.py",
         "tests/test_audit_server_rules.py",
+        "tests/test_audit_stream_rules.py",
         "tests/test_audit_rules.py",
         "tests/test_audit_cli.py",
         "tests/test_audit_config.py",

@@ -376,3 +376,12 @@ def test_keys_without_a_namespace_from_pages_with_and_without_library_marks():
     [found] = rule.findings()
     assert found.evidence["keys"] == 2  # libkey is set aside: its library is there
     assert found.evidence["examples"] == ["marked-plain", "unmarked-plain"]
+
+
+def test_top_n_ties_are_broken_by_key_not_by_what_rides_along():
+    from dashboard.inspect.audit import keyrules
+
+    top = keyrules.TopN(3)
+    top.offer(5, b"b", "1")
+    top.offer(5, b"a", "2")
+    assert top.sorted() == [(5, b"a", "2"), (5, b"b", "1")]
