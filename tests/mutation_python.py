@@ -91,6 +91,7 @@ FOCUS: dict[str, list[str]] = {
         "tests/test_scan.py",
         "tests/test_scan_properties.py",
         "tests/test_scan_bookkeeping.py",
+        "tests/test_scanjob_steps.py",
         "tests/test_scanjob.py",
         "tests/test_rollup_json.py",
         "tests/test_cluster_moved.py",
