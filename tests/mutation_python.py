@@ -35,16 +35,17 @@ GROUPS: dict[str, list[str]] = {
         "dashboard.inspect.keyspace.passes.*",
         "dashboard.inspect.keyspace.rollup.*",
         *(
+            f"dashboard.inspect.keyspace.scriptpage.{name}__mutmut_*"
+            for name in ("x_unpack", "x_ok", "x_group")  # the script page's bookkeeping
+        ),
+        *(
             f"{SCAN}{name}__mutmut_*"
             for name in (
                 "x__key_list",
                 "x__type_name",
                 "x__facts_of",
-                "x__unpack",
                 "x__within_budget",
-                "x__ok",
                 "x__span",
-                "x__group",
                 "xǁNodeScannerǁnext_batch",
                 "xǁNodeScannerǁfacts",
                 "xǁNodeScannerǁ_assigned",
@@ -61,6 +62,43 @@ GROUPS: dict[str, list[str]] = {
         "dashboard.inspect.live.state.*",
         "dashboard.inspect.live.foreign.*",
         "dashboard.inspect.live.ownership.*",
+    ],
+}
+# ``--focus``: each group's mutants run against only the tests written for its modules
+# (when those reach the mutant's function; otherwise against all that do). A survivor
+# of the focused run is no verdict: ``--again`` without ``--focus`` reruns it against
+# every test that reaches it. Survivors are what make a campaign slow (a killed mutant
+# stops at its first failing test, a survivor runs them all).
+FOCUS: dict[str, list[str]] = {
+    "gate": [
+        "tests/test_gate.py",
+        "tests/test_mutation_kills.py",
+        "tests/test_robust_deadline.py",
+        "tests/test_cluster_topology.py",
+        "tests/test_cluster_paths.py",
+    ],
+    "audit": [
+        "tests/test_audit_observers.py",
+        "tests/test_audit_server_rules.py",
+        "tests/test_audit_stream_rules.py",
+        "tests/test_audit_rules.py",
+        "tests/test_audit_cli.py",
+        "tests/test_audit_config.py",
+        "tests/test_robust_streams.py",
+        "tests/test_mutation_kills.py",
+    ],
+    "scan": [
+        "tests/test_scan.py",
+        "tests/test_scan_properties.py",
+        "tests/test_scan_bookkeeping.py",
+        "tests/test_scanjob_steps.py",
+        "tests/test_scanjob.py",
+        "tests/test_rollup_json.py",
+        "tests/test_cluster_moved.py",
+        "tests/test_cluster_scan_from.py",
+        "tests/test_cli_keyspace.py",
+        "tests/test_layouts.py",  # the owner of each namespace
+        "tests/test_mutation_kills.py",
     ],
 }
 KILLED = {1, 3}  # a test failed (3: pytest's internal error, a crash in the mutant)
@@ -88,20 +126,36 @@ def equivalents() -> dict[str, str]:
     return dict(rows)
 
 
-def run(groups: list[str], max_children: int, again: bool = False) -> int:
+def run(
+    groups: list[str],
+    max_children: int,
+    again: bool = False,
+    focus: bool = False,
+    only: str = "*",
+) -> int:
     """Run the mutants of ``groups`` that have no result yet (all when none exist);
-    ``again``: also those that survived (after tests were added)."""
+    ``again``: also those that survived (after tests were added); ``focus``: against
+    the groups' own tests only (:data:`FOCUS`); ``only``: mutant names matching one of these
+    comma-separated globs (two campaigns in two copies of the tree can split a group)."""
     import os
 
     os.chdir(ROOT)
     from mutmut.__main__ import _run  # imported here: it reads pyproject.toml on import
 
-    _fast_tests_first()
+    _fast_tests_first(focus)
     _keep_results_when_tests_are_added()
     results = _results()
     if results:
         wanted = {None, 33, *SURVIVED} if again else {None}
-        names = [n for n, code in results.items() if code in wanted and _group_of(n) in groups]
+        listed = equivalents()  # a survivor listed as equivalent is not run again
+        names = [
+            n
+            for n, code in results.items()
+            if code in wanted
+            and _group_of(n) in groups
+            and (code is None or n not in listed)
+            and any(fnmatch.fnmatchcase(n, glob) for glob in only.split(","))
+        ]
         if not names:
             print("every mutant of these groups has a result: see `tests/mutation report`")
             return 0
@@ -115,9 +169,11 @@ def run(groups: list[str], max_children: int, again: bool = False) -> int:
     return 0
 
 
-def _fast_tests_first() -> None:
+def _fast_tests_first(focus: bool = False) -> None:
     """Run each mutant's tests fastest first: most mutants die on a quick unit test, and
-    mutmut stops at the first failure (it hands pytest the tests in the order kept)."""
+    mutmut stops at the first failure (it hands pytest the tests in the order kept).
+    ``focus``: keep only the tests of the function's group's :data:`FOCUS` files, when
+    any of them reaches the function."""
     import mutmut.__main__ as mm
 
     collect = mm.collect_or_load_stats
@@ -127,6 +183,8 @@ def _fast_tests_first() -> None:
         state = mm.state()
         took = state.duration_by_test
         for name, tests in list(state.tests_by_mangled_function_name.items()):
+            files = FOCUS.get(_group_of(f"{name}__mutmut_1") or "", []) if focus else []
+            tests = [t for t in tests if t.split("::")[0] in files] or tests
             state.tests_by_mangled_function_name[name] = sorted(
                 tests, key=lambda test: (took.get(test, 0.0), test)
             )
@@ -200,13 +258,17 @@ def _row(group: str, c: dict[str, int]) -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
         return report()
-    children, again = 1, False
+    children, again, focus, only = 1, False, False, "*"
     while argv[:1] and argv[0].startswith("--"):
         option = argv.pop(0)
         if option.startswith("--max-children="):
             children = int(option.split("=", 1)[1])
         elif option == "--again":
             again = True
+        elif option == "--focus":
+            focus = True
+        elif option.startswith("--only="):
+            only = option.split("=", 1)[1]
         else:
             print(f"unknown option {option}", file=sys.stderr)
             return 2
@@ -215,7 +277,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown group(s) {unknown}; groups: {', '.join(GROUPS)}", file=sys.stderr)
         return 2
-    return run(groups, children, again)
+    return run(groups, children, again, focus, only)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,24 @@ def test_stream_consumer_lag(private_server):
     assert found["evidence"]["lag"] == 1_500
 
 
+def test_stream_consumer_lag_counted_past_a_deleted_entry(private_server):
+    """An entry deleted after the group's position leaves Redis without a lag: the audit
+    counts the entries itself, up to 10,000 of them (not the read side's default 1,000)."""
+    p = start(private_server)
+    pipe = p.client.pipeline()
+    for i in range(1_500):
+        pipe.xadd("jobs", {"n": i}, id=f"{i + 1}-0")
+    pipe.execute()
+    p.client.xgroup_create("jobs", "workers", id="100-0")
+    p.client.xdel("jobs", "700-0")
+    [found] = assert_fires_alone(p.audit(), "stream-consumer-lag", {"jobs (group workers)"})
+    ev = found["evidence"]
+    assert (ev["lag"], ev["lag_source"], ev["lag_is_lower_bound"]) == (1_399, "xrange", False)
+    assert found["message"] == (
+        "group workers of jobs has 1,399 entries not yet delivered (0 consumers)"
+    )
+
+
 def test_stream_stuck_pending(private_server):
     p = start(private_server)
     ids = [p.client.xadd("jobs", {"n": i}) for i in range(5)]
@@ -236,9 +254,9 @@ def test_long_key_names(private_server):
 
 
 def test_slow_commands(private_server):
-    p = start(private_server, slowlog_us=10_000)
+    p = start(private_server, "--slowlog-log-slower-than", "10000")  # Redis's default
     p.client.set("a:1", 1, ex=60)
-    # A busy Lua loop is slower than Redis's default 10 ms slowlog threshold on any machine.
+    # A busy Lua loop is slower than the default 10 ms slowlog threshold on any machine.
     p.client.eval("local i = 0 while i < 5000000 do i = i + 1 end return i", 0)
     [found] = assert_fires_alone(p.audit(), "slow-commands", {"EVAL"})
     assert found["evidence"]["slowest_us"] >= 10_000

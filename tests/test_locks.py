@@ -437,15 +437,21 @@ def test_a_garbled_counter_restarts_instead_of_failing_a_release_half_way(r):
     assert lock.acquire() == 2 and _info(r, "garbled")["attempts"] == "1"
 
 
-def test_a_garbled_start_time_still_releases_and_clears_the_holder(r):
-    """Without a start time there is no hold to add, but the release completes, is
-    remembered for a resend, and the holder is cleared."""
-    lock = Lock(r, "nostart", ttl=10)
+def test_a_garbled_acquired_at_still_releases_and_answers_a_resend(r):
+    """A start time that is not a number cannot give a hold time: the release still
+    deletes the lock, clears the holder and remembers the token (so a resend after a
+    lost reply answers "released"), and counts no hold."""
+    lock = Lock(r, "no-start", ttl=10)
     lock.acquire()
     token = lock.token
-    r.hset(info_key("nostart"), "acquired_at_ms", "soon")
+    r.hset(info_key("no-start"), "acquired_at_ms", "soon")
     lock.release()
-    assert not r.exists("lock:{nostart}")
-    info = _info(r, "nostart")
-    assert info["holder"] == info["acquired_at_ms"] == "" and info["released"] == token
+    assert not r.exists("lock:{no-start}")
+    info = _info(r, "no-start")
+    assert info["holder"] == info["acquired_at_ms"] == ""
+    assert info["released"] == token
     assert "releases" not in info and "hold_ms_total" not in info
+    assert 0 < r.pttl(info_key("no-start")) <= INFO_TTL_MS + 10000
+    resend = Lock(r, "no-start", ttl=10)
+    resend.token = token  # the same holder sending the release again
+    resend.release()  # answered 1: no LockNotOwnedError

@@ -201,6 +201,8 @@ def test_sampled_counters_are_scaled_and_rounded():
     assert tree["ttl"]["with_ttl"] == 2 and tree["ttl"]["without_ttl"] == 2
     assert tree["types"]["string"] == {"keys": 5, "bytes": 62}
     assert tree["top_bytes"][0]["bytes"] == 15  # a key's own size is never scaled
+    doubled = rollup.to_json(factor=2.0)["tree"]  # a sample of half the keys
+    assert (doubled["keys"], doubled["bytes"], doubled["ttl"]["with_ttl"]) == (4, 50, 2)
 
 
 def test_a_reason_given_by_the_scan_replaces_the_generic_one():
@@ -210,3 +212,79 @@ def test_a_reason_given_by_the_scan_replaces_the_generic_one():
     tree = rollup.to_json()["tree"]
     assert tree["bytes"] is None and tree["bytes_unavailable"] == "MEMORY USAGE refused by ACL"
     assert tree["direct_bytes"] is None
+
+
+def test_shard_rollups_merged_past_the_namespace_cap_count_every_folded_key():
+    """A scan keeps one rollup per shard and merges them: namespaces past the cap fold
+    into (other) with their keys counted as folded, whichever rollup folded them."""
+
+    def shard(*keys):
+        rollup = Rollup(max_namespaces=1)
+        rollup.add_batch([(key, "string", -1, 10, 1) for key in keys])
+        return rollup
+
+    first, second = shard(b"a:1", b"b:1"), shard(b"c:1", b"c:2", b"d:1")
+    assert (first.folded_keys, second.folded_keys) == (1, 1)  # b:1 and d:1
+    merged = Rollup(max_namespaces=1)
+    merged.merge(first)
+    merged.merge(second)  # c has no room left in the merged tree: its 2 keys fold too
+    data = merged.to_json()
+    assert data["folded_keys"] == 4
+    assert [(n["name"], n["keys"]) for n in data["tree"]["children"]] == [
+        ("a", 1),
+        ("(other)", 4),
+    ]
+
+
+def test_types_are_listed_by_bytes_then_keys_then_name():
+    rollup = Rollup()
+    rollup.add_batch(
+        [
+            (b"t:z1", "zset", -1, 5, 1),
+            (b"t:z2", "zset", -1, 5, 1),
+            (b"t:l1", "list", -1, 4, 1),
+            (b"t:l2", "list", -1, 6, 1),
+            (b"t:h1", "hash", -1, 10, 1),
+            (b"t:s1", "set", -1, 20, 1),
+        ]
+    )
+    types = rollup.to_json()["tree"]["types"]
+    assert list(types) == ["set", "list", "zset", "hash"]  # 20 B; 10 B in 2 keys x2; 1 key
+    assert types["list"] == {"keys": 2, "bytes": 10}
+
+
+def test_children_by_bytes_then_keys_then_name_unknown_sizes_last_root_before_other():
+    rollup = Rollup(max_namespaces=4)
+    rollup.add_batch(
+        [
+            (b"tiny:1", "string", -1, 1, 1),
+            (b"unsized:1", "string", -1, None, 1),
+            (b"unsized:2", "string", -1, None, 1),
+            (b"pair:1", "string", -1, 50, 1),
+            (b"pair:2", "string", -1, 50, 1),
+            (b"one:1", "string", -1, 100, 1),
+            (b"plain", "string", -1, 10, 1),  # the root bucket
+            (b"far:1", "string", -1, 500, 1),  # past the cap: (other), bigger than the root
+        ]
+    )
+    names = [n["name"] for n in rollup.to_json()["tree"]["children"]]
+    assert names == ["pair", "one", "tiny", "unsized", "(root)", "(other)"]
+
+
+def test_id_segments_at_the_edges_of_their_rules():
+    from dashboard.inspect.keyspace.rollup import is_id_segment
+
+    assert not is_id_segment(b"w" * 64) and is_id_segment(b"w" * 65)  # over 64 bytes
+    assert not is_id_segment(b"my key")  # a space is printable: a word
+    assert is_id_segment(b"a\x7fb") and is_id_segment(b"a\x1fb")  # control characters
+    assert is_id_segment(b"ab1cd2ef3gh4ijklm")  # a token switching 4 times
+    assert not is_id_segment(b"ab1cd2ef3ghijklmn")  # 3 times: a word with digits
+
+
+def test_counts_over_several_pages_and_a_key_with_one_ms_left():
+    rollup = Rollup()
+    rollup.add_batch([(b"a:1", "string", 1, None, 1), (b"a:2", "string", -1, 10, 1)])
+    rollup.add_batch([(b"a:3", "string", -1, None, 1)])
+    tree = rollup.to_json()["tree"]
+    assert tree["unsized_keys"] == 2 and tree["keys"] == 3
+    assert tree["ttl"]["histogram"]["<1m"] == 1 and tree["ttl"]["histogram"]["none"] == 2

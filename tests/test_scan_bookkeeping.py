@@ -212,36 +212,179 @@ def test_facts_of_keys_found_another_way(r):
     assert (vanished, refused) == (1, 0) and server_us >= 0
 
 
-def test_a_background_scan_runs_in_a_named_daemon_thread_and_can_be_cancelled(r):
-    import threading
+def test_server_time_between_two_time_replies():
+    """A page's server time on the pipeline path: TIME before and after, in microseconds,
+    also across a second boundary; a refused TIME counts nothing (never a crash)."""
+    from dashboard.inspect.keyspace import scan
 
-    from dashboard.inspect.keyspace.scanjob import ScanJob
+    assert scan._span((b"10", b"999990"), (b"11", b"000010")) == 20
+    assert scan._span((10, 500), (10, 1500)) == 1000
+    assert scan._span((7, 0), (9, 250)) == 2_000_250
+    assert scan._span(Exception("NOPERM"), (10, 1)) == 0
+    assert scan._span((10, 1), Exception("NOPERM")) == 0
 
-    for i in range(300):
-        r.set(f"k:{i}", i)
-    seen = {}
-    release = threading.Event()
 
-    def first_page(batch):
-        if seen:
-            return
-        thread = threading.current_thread()
-        seen.update(name=thread.name, daemon=thread.daemon, state=job.snapshot()["state"])
-        job.cancel()
-        seen["after_cancel"] = job.snapshot()["state"]
-        release.wait(10)
+@pytest.mark.parametrize("path", ["lua", "pipeline"])
+def test_facts_of_keys_found_another_way_report_the_server_time_they_took(r, path):
+    """Fifty keys' TYPE, PTTL and MEMORY USAGE cannot take the server 0 microseconds: the
+    time is passed on (the key browser shows it), not dropped."""
+    keys = [f"t:{i}".encode() for i in range(50)]
+    r.mset(dict.fromkeys(keys, "v"))
+    facts, vanished, refused, server_us = NodeScanner(r, ScanOptions(path=path), name="n").facts(
+        keys
+    )
+    assert (len(facts), vanished, refused) == (50, 0, 0)
+    assert server_us > 0
 
-    job = ScanJob(r, ScanOptions(start_count=10, min_count=10, max_count=10), on_batch=first_page)
-    assert job.start() is True
-    assert job.start() is False  # already running
-    release.set()
-    assert job.wait(30)
-    assert seen == {
-        "name": "keyspace-scan",
-        "daemon": True,  # a stuck scan never keeps the process from exiting
-        "state": "running",
-        "after_cancel": "cancelling",
+
+def test_facts_of_keys_whose_slot_moved_count_as_not_here(r, monkeypatch):
+    """In a cluster, a key found by SCAN MATCH whose slot left the node mid-call is not
+    on this node any more: the key browser counts it with the vanished ones, and a
+    call whose server time is unknown reports 0."""
+    from dashboard.inspect.keyspace.scriptpage import MOVED
+
+    scanner = NodeScanner(r, ScanOptions(path="lua"), name="n")
+    flat = [b"string", -1, 10, 1, b"none", -2, None, None, MOVED, None, None, None]
+    monkeypatch.setattr(scanner, "_facts", lambda keys, groups, after: ("lua", None, flat, 0, 0))
+    facts, vanished, refused, server_us = scanner.facts([b"a", b"b", b"c"])
+    assert facts == [(b"a", "string", -1, 10, 1)]
+    assert (vanished, refused, server_us) == (2, 0, 0)
+
+
+def test_a_finished_pass_is_verified_unless_its_node_changed_under_it(monkeypatch):
+    """The verdict of a walked shard: its node's identity at the start against now (a
+    restart, a new primary of its slots), or keys that answered MOVED/ASK."""
+    from dashboard.inspect.keyspace.sources import Identity
+
+    start = Identity("run-1", "master", None, None, None, owner="n1", owned=frozenset({1}))
+    now = {"identity": start}
+    monkeypatch.setattr(passes, "identity", lambda client, source: now["identity"])
+
+    def verdict(moved=0, assigned=frozenset({1})):
+        scanner = SimpleNamespace(done=True, moved=moved)
+        p = SimpleNamespace(scanner=scanner, start=start, source=None, assigned=assigned)
+        return passes._verdict(None, p)
+
+    assert verdict() == ("verified", None)
+    assert verdict(moved=2) == (
+        "changed",
+        "2 key(s) answered MOVED/ASK: their slot moved mid-pass",
+    )
+    now["identity"] = Identity("run-2", "master", None, None, None, owner="n1")
+    assert verdict() == ("changed", "the node restarted (new run_id)")
+    now["identity"] = Identity("run-1", "master", None, None, None, owner="n2")
+    assert verdict() == ("changed", "the shard has a new primary")
+    assert verdict(assigned=None) == ("verified", None)  # not a cluster: no owner to check
+
+
+def test_a_script_page_reply_unpacked_and_grouped_by_slot():
+    """scan_batch's tab-separated reply: server microseconds, then type, PTTL, bytes and
+    count per key ('' unknown); a group whose slot left the node is all moved."""
+    from redis.exceptions import MovedError, ResponseError
+
+    from dashboard.inspect.keyspace import scriptpage
+
+    reply = b"42\tstring\t-1\t56\t3\thash\t5000\t\t\tnone\t-2\t\t"
+    assert scriptpage.unpack(reply, 3) == (
+        42,
+        [b"string", -1, 56, 3, b"hash", 5000, None, None, b"none", -2, None, None],
+    )
+    assert scriptpage.unpack(reply.decode(), 3) == scriptpage.unpack(reply, 3)  # str reply
+    moved = MovedError("3999 127.0.0.1:7001")
+    assert scriptpage.unpack(moved, 2) == (0, [scriptpage.MOVED, None, None, None] * 2)
+    with pytest.raises(ResponseError, match="NOSCRIPT"):
+        scriptpage.unpack(ResponseError("NOSCRIPT no such script"), 1)
+    assert scriptpage.ok(b"x") == b"x"
+    assert scriptpage.group([7, 3, 7, 9, 3]) == [[0, 2], [1, 4], [3]]
+
+
+def test_a_pass_state_for_the_snapshot():
+    p = _pass(dbsize=3000, assigned=frozenset({1, 2, 3}), attempt=2)
+    p.counters.update(scanned=1000, analysed=990, batches=7, server_us=123_456)
+    state = p.state()
+    assert {k: state[k] for k in ("done", "slots", "attempt", "dbsize", "quota")} == {
+        "done": False,
+        "slots": 3,
+        "attempt": 2,
+        "dbsize": 3000,
+        "quota": None,
     }
-    snap = job.snapshot()
-    assert snap["state"] == "cancelled" and snap["resumable"] is True
-    assert 0 < snap["scanned"] < 300
+    assert (state["scanned"], state["analysed"], state["batches"]) == (1000, 990, 7)
+    assert (state["server_ms"], state["progress"]) == (123.456, 0.3333)
+    p.committed = True  # its keys are in the result: done, whatever the scanner says
+    assert p.state()["done"] is True and p.state()["progress"] == 1.0
+    assert _pass().state()["progress"] is None and _pass().state()["slots"] is None
+
+
+def test_a_pass_checks_its_node_before_walking(monkeypatch):
+    """Before its first page a pass waits out migrating slots; a pass that already
+    started (a resume) is redone when its node changed; otherwise it walks."""
+    import queue
+
+    calls = []
+
+    def migrating(now, assigned):
+        calls.append(("migrating", now, assigned))
+        return "slot 7 is migrating" if now == "moving" else None
+
+    def changed(start, now, assigned):
+        calls.append(("changed", start, now, assigned))
+        return "the node restarted" if now == "restarted" else None
+
+    monkeypatch.setattr(passes, "migrating", migrating)
+    monkeypatch.setattr(passes, "changed", changed)
+    found = {}
+    monkeypatch.setattr(passes, "identity", lambda client, source: found["now"])
+
+    def walk(start, now):
+        found["now"] = now
+        p = SimpleNamespace(start=start, source=None, assigned=frozenset({7}), stop="cancel")
+        out = queue.Queue()
+        passes.walk(None, p, out, lambda: False, 0, None)
+        return p, out.get_nowait()
+
+    p, ended = walk(None, "moving")
+    assert ended == ("end", p, "changed", "slot 7 is migrating") and p.start is None
+    p, ended = walk("before", "restarted")
+    assert ended == ("end", p, "changed", "the node restarted")
+    p, ended = walk(None, "steady")  # starts: remembers the node as it found it
+    assert p.start == "steady" and ended == ("end", p, "stopped", "cancel")
+    assert calls == [
+        ("migrating", "moving", frozenset({7})),
+        ("changed", "before", "restarted", frozenset({7})),
+        ("migrating", "steady", frozenset({7})),
+    ]
+
+
+def test_a_pass_ends_with_its_verdict_or_the_trouble_it_ran_into(monkeypatch):
+    """What a walk reports last: the verdict of a finished pass; a topology or loading
+    error as trouble (retried); anything else as an error."""
+    import queue
+
+    import redis
+
+    monkeypatch.setattr(passes, "identity", lambda client, source: "same")
+    monkeypatch.setattr(passes, "migrating", lambda now, assigned: None)
+    monkeypatch.setattr(passes, "_verdict", lambda client, p: ("verified", None))
+
+    def walk(finished=False, raises=None):
+        def next_batch():
+            raise raises
+
+        scanner = SimpleNamespace(next_batch=next_batch)
+        p = SimpleNamespace(start=None, source=None, assigned=None, stop=None)
+        p.finished, p.scanner = finished, scanner
+        out = queue.Queue()
+        passes.walk(None, p, out, lambda: False, 0, None)
+        return p, out.get_nowait()
+
+    p, ended = walk(finished=True)
+    assert ended == ("end", p, "verified", None)
+    dropped = redis.ConnectionError("Connection reset by peer")
+    p, ended = walk(raises=dropped)
+    assert ended == ("end", p, "trouble", dropped)
+    loading = redis.exceptions.BusyLoadingError("LOADING")
+    assert walk(raises=loading)[1][2] == "trouble"
+    bug = ValueError("unexpected reply")
+    p, ended = walk(raises=bug)
+    assert ended == ("end", p, "error", bug)

@@ -74,7 +74,7 @@ def unbounded_stream(states: list[tuple[bytes, StreamState]], config: AuditConfi
         if s.length < max_length or trimmed:
             continue
         name = key_text(key)
-        how = "never trimmed" if trimmed is False else "no trim seen (Redis < 7 cannot tell)"
+        how = "never trimmed" if trimmed is False else "not seen trimmed (Redis < 7 cannot tell)"
         out.append(
             Finding(
                 "unbounded-stream",
