@@ -84,10 +84,11 @@ def test_background_hits_move_used_and_blocked_flips_at_the_limit(web, r, make_c
 
 def test_free_running_thread_page_follows_until_blocked(web, make_client):
     limiter = RateLimiter(make_client(), "search", 40, 60, algorithm="sliding")
-    stop = threading.Event()
+    stop, seen = threading.Event(), threading.Event()
 
     def hammer():
         while not stop.is_set() and limiter.hit("bob").allowed:
+            seen.wait(30)  # on a busy machine the page could otherwise miss every step
             time.sleep(0.005)
 
     worker = threading.Thread(target=hammer, daemon=True)
@@ -99,6 +100,7 @@ def test_free_running_thread_page_follows_until_blocked(web, make_client):
             entry = _entry(web, "bob")
             if entry:
                 observed.append((entry["used"], entry["blocked"]))
+                seen.set()
                 if entry["blocked"]:
                     break
             time.sleep(0.01)
