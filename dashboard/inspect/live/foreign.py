@@ -60,9 +60,9 @@ def limiter_entry(claim: Claim, **fields: Any) -> dict[str, Any]:
         "problem": None,
     }
     entry.update(fields)
-    # A problem that left the usage unknown leaves ``remaining`` as given; one that did
-    # not (a counter without TTL still counts) does not.
-    if entry["limit"] is not None and (entry["problem"] is None or "used" in fields):
+    # ``remaining`` follows a usage that was read (a counter without TTL still counts);
+    # without one it stays the whole limit (nothing used yet, or the usage is unknown).
+    if entry["limit"] is not None and "used" in fields:
         entry["remaining"] = max(0, entry["limit"] - entry["used"])
     return entry
 
@@ -298,6 +298,8 @@ def read_locks(
         pttl = pttl if isinstance(pttl, int) else -2
         if _str(kind) == "none" or pttl == -2:
             continue  # gone since the search found it
+        if isinstance(token, str):  # a client with decode_responses=True
+            token = token.encode("utf-8", "surrogateescape")
         if _str(kind) != "string" or not isinstance(token, bytes) or not token:
             if skipped is not None:
                 what = f"a {_str(kind)}" if _str(kind) != "string" else "an empty string"
