@@ -346,3 +346,43 @@ def test_a_fence_of_invalid_utf8_through_a_lenient_decoding_client(r, make_clien
     r.set("lock:{fine}:fence", b"17")
     client = make_client(decode_responses=True, encoding_errors="surrogateescape")
     assert ownership.our_resources(client, [_ours("odd"), _ours("fine")]) == [None, "fence"]
+
+
+def test_a_counter_with_room_left_is_free_now():
+    """The wait for a sliding counter that is not blocked is 0, previous window or not."""
+    assert foreign.sliding_counter_retry_ms(5, 1000, 0, 0, 2, 1500) == 0
+    assert foreign.sliding_counter_retry_ms(5, 1000, 4, 600, 2, 1500) == 0  # weighs 2
+
+
+def _calls(client) -> dict[str, int]:
+    stats = client.info("commandstats")
+    ours = ("cmdstat_info", "cmdstat_config|resetstat")  # the test's own
+    return {k[len("cmdstat_") :]: v["calls"] for k, v in stats.items() if k not in ours}
+
+
+def test_each_layout_is_read_with_its_few_bounded_commands(private_server):
+    """Read-only and bounded (the module's contract): per key only TYPE, GETRANGE, PTTL,
+    one LRANGE for a moving window, ZCOUNT and one-row ZRANGE for a log."""
+    server = private_server()
+    client = redis.Redis(port=server.port)
+    client.set("quota:alice", 2, px=30_000)
+    client.rpush("LIMITS:LIMITER/ip/5/1/minute", "99.5")
+    client.set("LIMITS:{LIMITER/ip/5/1/minute}", 1, px=90_000)
+    client.zadd("log:alice", {"a": 90_000})
+    layouts = {
+        "counter": [_claim()],
+        "moving": [parse_limits_key(b"LIMITS:LIMITER/ip/5/1/minute")],
+        "sliding": [parse_limits_key(b"LIMITS:{LIMITER/ip/5/1/minute}")],
+        "log": [_log_claim(b"log:alice", 2, 1.0)],
+    }
+    sent = {}
+    for name, claims in layouts.items():
+        client.config_resetstat()
+        foreign.read_ratelimits(client, claims, 100_000)
+        sent[name] = _calls(client)
+    assert sent == {
+        "counter": {"type": 1, "getrange": 1, "pttl": 1},
+        "moving": {"type": 1, "getrange": 1, "pttl": 1, "lrange": 1},
+        "sliding": {"type": 1, "getrange": 2, "pttl": 2},
+        "log": {"type": 1, "zcount": 1, "zrange": 1},
+    }

@@ -153,6 +153,9 @@ def test_lock_filter_matches_any_shown_name_case_insensitively():
     assert found["totals"]["held"] == 0 and found["q"] == "lock:jobs"
     assert len(lock_view(reading, SETTINGS, "   ")["locks"]) == 2  # blank: everything
     assert lock_view(reading, SETTINGS, "nowhere")["locks"] == []
+    # a lock has no limiter or identity: a field a row lacks matches no text at all
+    for text in ("none", "xxxx"):
+        assert lock_view(reading, SETTINGS, text)["locks"] == []
 
 
 # -- rate limits -----------------------------------------------------------------------------
@@ -344,3 +347,18 @@ def test_the_node_clock_in_whole_milliseconds(micros, ms):
             return (1_700_000_000, micros)
 
     assert _server_ms(Node()) == ms
+
+
+def test_a_key_scan_returns_twice_is_listed_once_and_the_batch_goes_on():
+    """SCAN may return a key more than once in a pass (the table was rehashed)."""
+    from dashboard.inspect.live.state import KeySearch
+
+    class Node:
+        pages = {0: (7, [b"lock:a", b"lock:b"]), 7: (0, [b"lock:a", b"lock:c"])}
+
+        def scan(self, cursor, match, count):
+            return self.pages[cursor]
+
+    found, report = KeySearch().advance([("n1", Node())], ["lock:*"], 10, 1_000, 100)
+    assert found == {b"lock:a": "n1", b"lock:b": "n1", b"lock:c": "n1"}
+    assert (report["complete"], report["scan_calls"], report["found"]) == (True, 2, 3)
