@@ -120,6 +120,17 @@ def test_other_patterns_or_nodes_start_over():
     assert found == {b"q:1": "A"} and report["passes"] == 2  # p:1 is not kept
 
 
+def test_nodes_changing_mid_pass_start_a_new_pass_over_the_new_ones():
+    """A failover or resharding changes the primaries while a pass is under way."""
+    a, b = _two_nodes()
+    c = Node({("p:*", 0): (0, [b"p:c1"])})
+    search = KeySearch(clock=Clock())
+    search.advance([("A", a), ("B", b)], ["p:*"], 10, 10, 100)  # A's first page only
+    found, report = search.advance([("A", a), ("C", c)], ["p:*"], 10, 100, 100)
+    assert found == {b"p:a1": "A", b"p:a2": "A", b"p:a3": "A", b"p:c1": "C"}
+    assert report["complete"] and report["nodes"] == 2 and b.calls == []
+
+
 def test_more_keys_than_the_cap():
     keys = [f"p:{i}".encode() for i in range(1_001)]
     node = Node({("p:*", 0): (0, keys)})
@@ -222,3 +233,33 @@ def test_our_limiter_and_a_foreign_one_on_one_node(r):
     assert reading["errors"] == ["a broken detectors file"]
     assert reading["layouts"] == ["dashboard", "limits"]
     assert reading["search"]["complete"] and "errors" not in reading["search"]
+
+
+def test_a_python_redis_lock_wake_up_list_is_skipped_with_why(r):
+    r.rpush("lock-signal:job", 1)  # python-redis-lock's; a glob of "lock*" finds it
+    r.set("lock:job", "token", px=30_000)
+    detectors = Detectors(lock_patterns=("lock*",))
+    reading = read_live(r, SETTINGS, KeySearch(), detectors, "lock")
+    assert [e["key"] for e in reading["entries"]] == ["lock:job"]
+    assert reading["search"]["skipped"]["examples"] == [
+        {
+            "key": "lock-signal:job",
+            "id": key_address(b"lock-signal:job"),
+            "reason": "python-redis-lock's wake-up list, not a lock",
+        }
+    ]
+
+
+def test_a_node_that_refuses_a_read_is_named_with_the_reason(private_server):
+    server = private_server()
+    admin = redis.Redis(port=server.port)
+    admin.acl_setuser(
+        "viewer", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-time"]
+    )
+    admin.set("LIMITS:LIMITER/bob/5/1/minute", 2, px=60_000)
+    viewer = redis.Redis(port=server.port, username="viewer", password="pw")
+    reading = read_live(viewer, SETTINGS, KeySearch(), Detectors(), "ratelimit")
+    assert reading["entries"] == []
+    [error] = reading["errors"]
+    assert error.startswith(f"reading 1 keys on localhost:{server.port}: ")
+    assert "'time'" in error
