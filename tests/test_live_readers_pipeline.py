@@ -386,3 +386,35 @@ def test_each_layout_is_read_with_its_few_bounded_commands(private_server):
         "sliding": {"type": 1, "getrange": 2, "pttl": 2},
         "log": {"type": 1, "zcount": 1, "zrange": 1},
     }
+
+
+def test_a_lock_whose_lease_or_token_may_not_be_read_says_so(private_server):
+    """An ACL that allows TYPE but not PTTL (or GETRANGE) hides a lock's state: it is
+    shown with the reason, not taken for a lock that is gone or empty."""
+    server = private_server()
+    admin = redis.Redis(port=server.port)
+    admin.set("lk:job", "token-a", px=30_000)
+    for user, command in (("nopttl", "pttl"), ("norange", "getrange")):
+        admin.acl_setuser(
+            user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", f"-{command}"]
+        )
+        viewer = redis.Redis(port=server.port, username=user, password="pw")
+        claims = [_lock_claim(b"lk:gone"), _lock_claim(b"lk:job")]  # a gone key first
+        [(claim, entry)] = foreign.read_locks(viewer, claims)
+        assert claim.key == b"lk:job" and entry["holder"] is None
+        assert entry["problem"].startswith("cannot read: ") and f"'{command}'" in entry["problem"]
+
+
+def test_a_gone_lock_does_not_hide_the_next_one(r):
+    r.set("lk:held", "token-a")
+    claims = [_lock_claim(b"lk:gone"), _lock_claim(b"lk:held")]
+    assert [entry["holder"] for _, entry in foreign.read_locks(r, claims)] == ["token-a"]
+
+
+def test_a_token_of_invalid_utf8_through_a_lenient_decoding_client(r, make_client):
+    r.set("lk:odd", b"\xfftoken-of-bytes")
+    claims = [_lock_claim(b"lk:odd")]
+    lenient = make_client(decode_responses=True, encoding_errors="surrogateescape")
+    [(_, entry)] = foreign.read_locks(lenient, claims)
+    assert entry["holder"] == "\\xfftoke…"  # as a bytes client shows it
+    assert foreign.read_locks(r, claims) == foreign.read_locks(lenient, claims)
