@@ -13,6 +13,9 @@ from dashboard.inspect.live.detectors import Detectors
 from dashboard.inspect.live.state import MAX_SKIPPED_SHOWN, KeySearch, read_live
 from dashboard.keyid import key_address
 
+# Each test here takes milliseconds; a search that loops forever fails fast.
+pytestmark = pytest.mark.timeout(10)
+
 
 class Node:
     """SCAN pages by (pattern, cursor); every call is recorded."""
