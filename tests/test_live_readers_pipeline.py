@@ -238,9 +238,12 @@ def test_a_previous_window_longer_than_any_counter_is_read_in_its_first_bytes(r)
     [previous] = claim.companions
     r.set(claim.key, 1, px=90_000)
     r.set(previous, "7" * 40, px=30_000)
-    got, before, after = _read(r, [claim])
-    [(_, entry)] = got
+    current = parse_limits_key(b"LIMITS:{LIMITER/big/5/1/minute}")
+    r.set(current.key, "7" * 40, px=90_000)
+    got, before, after = _read(r, [claim, current])
+    [(_, entry), (_, big)] = got
     counted = int("7" * foreign.COUNTER_BYTES)
+    assert big["used"] == counted  # the current window's counter: the same bound
     assert counted * after[previous] // WINDOW + 1 <= entry["used"]
     assert entry["used"] <= counted * before[previous] // WINDOW + 1
     assert after[claim.key] <= entry["resets_in_ms"] <= before[claim.key]
@@ -271,6 +274,7 @@ def _sliding_now(cur, cur_ttl, prev, prev_ttl):
     [
         ((b"2", 1000, None, -2), 2, 1000),  # exactly one window left: not over yet
         ((b"2", 999, None, -2), 1, 999),  # 1 ms less: now the previous, floor(2 * .999)
+        ((b"2", 1000, b"4", 500), 4, 1000),  # not over: the previous still weighs 2
         ((b"2", -1, None, -2), 2, 0),  # the current window lost its TTL: counts in full
         ((b"2", None, None, -2), 2, 0),  # its PTTL unreadable: the same
         ((None, -2, b"4", -1), 0, 0),  # a previous window without TTL weighs nothing
@@ -400,8 +404,9 @@ def test_a_lock_whose_lease_or_token_may_not_be_read_says_so(private_server):
         )
         viewer = redis.Redis(port=server.port, username=user, password="pw")
         claims = [_lock_claim(b"lk:gone"), _lock_claim(b"lk:job")]  # a gone key first
-        [(claim, entry)] = foreign.read_locks(viewer, claims)
-        assert claim.key == b"lk:job" and entry["holder"] is None
+        skipped = []
+        [(claim, entry)] = foreign.read_locks(viewer, claims, skipped)
+        assert claim.key == b"lk:job" and entry["holder"] is None and skipped == []
         assert entry["problem"].startswith("cannot read: ") and f"'{command}'" in entry["problem"]
 
 
@@ -418,3 +423,13 @@ def test_a_token_of_invalid_utf8_through_a_lenient_decoding_client(r, make_clien
     [(_, entry)] = foreign.read_locks(lenient, claims)
     assert entry["holder"] == "\\xfftoke…"  # as a bytes client shows it
     assert foreign.read_locks(r, claims) == foreign.read_locks(lenient, claims)
+
+
+@pytest.mark.parametrize(
+    ("size", "flagged"), [(foreign.TOKEN_BYTES, False), (foreign.TOKEN_BYTES + 1, True)]
+)
+def test_a_value_longer_than_a_token_is_questioned(r, size, flagged):
+    r.set("lk:big", "x" * size)
+    [(_, entry)] = foreign.read_locks(r, [_lock_claim(b"lk:big")])
+    question = f"the value is {size} bytes: a token is short, is this a lock?"
+    assert entry["problem"] == (question if flagged else None)

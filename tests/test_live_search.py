@@ -102,7 +102,7 @@ def test_a_finished_pass_is_repeated_after_five_times_its_duration():
 def test_a_quick_pass_waits_at_least_min_rescan_s():
     clock = Clock(50.0)
     node = Node({("p:*", 0): (0, [b"p:1"])})
-    search = KeySearch(clock=clock, min_rescan_s=2.0)
+    search = KeySearch(clock=clock)  # the default the observer uses: 2 s
     search.advance([("A", node)], ["p:*"], 10, 100, 100)  # took 0 s
     clock.now = 51.99
     assert search.advance([("A", node)], ["p:*"], 10, 100, 100)[1]["scan_calls"] == 0
