@@ -275,6 +275,7 @@ def _sliding_now(cur, cur_ttl, prev, prev_ttl):
         ((b"2", 1000, None, -2), 2, 1000),  # exactly one window left: not over yet
         ((b"2", 999, None, -2), 1, 999),  # 1 ms less: now the previous, floor(2 * .999)
         ((b"2", 1000, b"4", 500), 4, 1000),  # not over: the previous still weighs 2
+        ((b"2", 1, None, -2), 0, 1),  # 1 ms left: over, weighs floor(2 * 1 / 1000) = 0
         ((b"2", -1, None, -2), 2, 0),  # the current window lost its TTL: counts in full
         ((b"2", None, None, -2), 2, 0),  # its PTTL unreadable: the same
         ((None, -2, b"4", -1), 0, 0),  # a previous window without TTL weighs nothing

@@ -317,6 +317,23 @@ def test_our_locks_are_flagged_only_when_another_writer_took_the_name(r):
     assert skipped == []
 
 
+def test_an_idle_lock_of_ours_does_not_hide_the_next_one(r):
+    from test_live_readers import _ours
+
+    from dashboard.inspect.live import state
+    from dashboard.patterns.locks import Lock
+
+    idle = Lock(r, "idle", ttl=30)
+    idle.acquire()
+    idle.release()
+    r.delete("lock:{idle}:info")  # only the fence is left: nothing to show
+    Lock(r, "held", ttl=30).acquire()
+    skipped = []
+    read = state._read_locks(r, [_ours("idle"), _ours("held")], skipped)
+    assert [claim.subject for claim, _ in read] == ["held"]
+    assert skipped == [(b"lock:{idle}", "our layer's idle lock: no holder and no stats")]
+
+
 def test_how_long_a_holder_was_seen_is_kept_per_lock(r):
     from dashboard.inspect.live.detectors import Detectors
     from dashboard.inspect.live.state import KeySearch, read_live
