@@ -60,9 +60,9 @@ def limiter_entry(claim: Claim, **fields: Any) -> dict[str, Any]:
         "problem": None,
     }
     entry.update(fields)
-    # A problem that left the usage unknown leaves ``remaining`` as given; one that did
-    # not (a counter without TTL still counts) does not.
-    if entry["limit"] is not None and (entry["problem"] is None or "used" in fields):
+    # ``remaining`` follows a usage that was read (a counter without TTL still counts);
+    # without one it stays the whole limit (nothing used yet, or the usage is unknown).
+    if entry["limit"] is not None and "used" in fields:
         entry["remaining"] = max(0, entry["limit"] - entry["used"])
     return entry
 
@@ -279,6 +279,20 @@ def lock_entry(claim: Claim, **fields: Any) -> dict[str, Any]:
     return entry
 
 
+def _refused(kind: Any, token: Any, pttl: Any) -> Exception | None:
+    """The error that kept a lock from being read (an ACL), if any. GETRANGE of a key
+    that is not a string fails by nature: that is no refusal."""
+    if isinstance(kind, Exception):
+        return kind
+    if _str(kind) == "none":
+        return None  # gone: nothing to refuse
+    if isinstance(pttl, Exception):
+        return pttl
+    if isinstance(token, Exception) and _str(kind) == "string":
+        return token
+    return None
+
+
 def read_locks(
     client: Any, claims: list[Claim], skipped: list[tuple[bytes, str]] | None = None
 ) -> list[tuple[Claim, dict[str, Any]]]:
@@ -292,12 +306,13 @@ def read_locks(
     out = []
     for i, claim in enumerate(claims):
         kind, length, token, pttl = replies[4 * i : 4 * i + 4]
-        if isinstance(kind, Exception):
-            out.append((claim, lock_entry(claim, problem=f"cannot read: {kind}")))
+        if (refused := _refused(kind, token, pttl)) is not None:
+            out.append((claim, lock_entry(claim, problem=f"cannot read: {refused}")))
             continue
-        pttl = pttl if isinstance(pttl, int) else -2
         if _str(kind) == "none" or pttl == -2:
             continue  # gone since the search found it
+        if isinstance(token, str):  # a client with decode_responses=True
+            token = token.encode("utf-8", "surrogateescape")
         if _str(kind) != "string" or not isinstance(token, bytes) or not token:
             if skipped is not None:
                 what = f"a {_str(kind)}" if _str(kind) != "string" else "an empty string"
