@@ -69,3 +69,12 @@ def redis_client(pool: DashboardPool) -> redis.Redis:
     client = redis.Redis(connection_pool=pool)
     client.auto_close_connection_pool = True
     return client
+
+
+def borrow(pool: Any, command: str) -> Any:
+    """A connection from ``pool`` for a caller that sends on it directly (give it back
+    with ``pool.release``). redis-py < 5.3 wants the command's name to pick one."""
+    try:
+        return pool.get_connection()
+    except TypeError:
+        return pool.get_connection(command)

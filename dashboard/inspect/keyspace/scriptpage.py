@@ -29,6 +29,7 @@ from typing import Any
 from redis import exceptions as rx
 
 from dashboard.patterns import scripts
+from dashboard.pool import borrow
 
 # A key whose slot left the node: no real type name is 6 bytes starting with NUL.
 MOVED = b"\x00moved"
@@ -145,10 +146,7 @@ def send(conn: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
     server's work here): pack through the connection's (gated) packer, write once,
     read the replies raw; an error reply stays in its place."""
     pool = conn.connection_pool
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py < 5.3 wants a command name
-        connection = pool.get_connection("SCAN")
+    connection = borrow(pool, "SCAN")
     try:
         connection.send_packed_command(connection.pack_commands(commands))
         replies: list[Any] = []

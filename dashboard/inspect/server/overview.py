@@ -33,6 +33,7 @@ from dashboard.inspect.errors import (
 )
 from dashboard.inspect.nodes import node_clients
 from dashboard.inspect.server.facts import config_get, parse_info
+from dashboard.pool import borrow
 
 # --- overview -------------------------------------------------------------------------
 # Panel fields: name, key in the source, how a cluster combines its primaries, type, source
@@ -251,10 +252,7 @@ def _merge_keyspace(panels: list[dict[str, Any]]) -> dict[str, Any]:
 def _protocol(conn: Any) -> int:
     """The RESP version the client's pooled connections speak (redis-py's default varies)."""
     pool = conn.connection_pool
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py < 5.3 wants a command name
-        connection = pool.get_connection("HELLO")
+    connection = borrow(pool, "HELLO")
     try:
         return int(getattr(connection, "protocol", None) or 2)
     finally:

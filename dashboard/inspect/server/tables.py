@@ -22,6 +22,7 @@ from dashboard.inspect.errors import CONNECTION_ERRORS, ERRORS, describe_error, 
 from dashboard.inspect.nodes import node_clients
 from dashboard.inspect.server.facts import parse_info
 from dashboard.keyid import display_bytes
+from dashboard.pool import borrow
 
 SLOWLOG_ENTRIES = 128  # per node and refresh: SLOWLOG GET is O(N) in what it returns
 ARGS_SHOWN = 16
@@ -33,10 +34,7 @@ def raw_command(conn: Any, *args: Any) -> Any:
     """One command's reply without redis-py's response parsing (INFO's sections and
     SLOWLOG's argument lists are lost in the parsed forms). Gated like any other."""
     pool = conn.connection_pool
-    try:
-        connection = pool.get_connection()
-    except TypeError:  # redis-py < 5.3 wants a command name
-        connection = pool.get_connection(str(args[0]))
+    connection = borrow(pool, str(args[0]))
     try:
         connection.send_command(*args)
         return connection.read_response()
