@@ -211,23 +211,32 @@ class EmbeddedCluster(Managed):
         wait_for(self._healthy, "the cluster to be healthy", timeout)
 
     def _healthy(self) -> bool:
+        """True when whole; otherwise raises LookupError saying what is not yet so
+        (``wait_for`` counts it as "not yet" and quotes the last one if it times out)."""
         views = []
         for node in self.nodes:
+            where = f"127.0.0.1:{node.port}"
             if not node.alive():
-                return False
+                raise LookupError(f"{where} is down")
             with admin_client(node.port) as admin:
-                if admin.cluster("info")["cluster_state"] != "ok":
-                    return False
+                state = admin.cluster("info")["cluster_state"]
+                if state != "ok":
+                    raise LookupError(f"{where} says cluster_state {state}")
                 me = _myself(admin)
                 if me["moving"] or "fail" in me["flags"]:
-                    return False
+                    raise LookupError(f"{where}: flags {me['flags']}, moving {me['moving']}")
                 if "slave" in me["flags"]:
-                    info = admin.info("replication")
-                    if info.get("master_link_status") != "up":
-                        return False
+                    link = admin.info("replication").get("master_link_status")
+                    if link != "up":
+                        raise LookupError(f"{where}: replica link {link}")
                 views.append(_slot_map(admin))
-        full = all(len(nodes) == 1 + self.replicas_per_primary for nodes in views[0].values())
-        return full and all(view == views[0] for view in views)
+        for (first, last), nodes in views[0].items():
+            if len(nodes) != 1 + self.replicas_per_primary:
+                raise LookupError(f"slots {first}-{last} are served by {nodes}")
+        for node, view in zip(self.nodes, views, strict=True):
+            if view != views[0]:
+                raise LookupError(f"127.0.0.1:{node.port} sees {view}, not {views[0]}")
+        return True
 
     def wait_converged(self, timeout: float = 30.0) -> None:
         """Every live node reports the same slot map, served by live primaries only
