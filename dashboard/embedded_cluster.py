@@ -266,6 +266,13 @@ class EmbeddedCluster(Managed):
                     admin.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
         self.wait_healthy(timeout)
 
+    def rebuild(self, timeout: float = 60.0) -> EmbeddedCluster:
+        """Stop every node and form a fresh cluster (new ports): the last resort when
+        :meth:`heal` cannot make the old one whole."""
+        self.stop()
+        self.nodes, self.bus_ports = [], []
+        return self.start(timeout)
+
     def begin_migration(
         self, slots: list[int], source: EmbeddedRedis, target: EmbeddedRedis
     ) -> None:
@@ -325,10 +332,12 @@ class EmbeddedCluster(Managed):
     def failover(self, primary: EmbeddedRedis, timeout: float = 30.0) -> EmbeddedRedis:
         """``CLUSTER FAILOVER`` on a replica of ``primary``; returns the new primary."""
         replica = self.replica_of(primary)
-        with admin_client(replica.port) as admin:
+        with admin_client(replica.port) as admin, admin_client(primary.port) as old:
             admin.execute_command("CLUSTER", "FAILOVER")
             wait_for(lambda: "master" in _myself(admin)["flags"], "the replica to take over")
-        self.wait_healthy(timeout)
+            wait_for(lambda: "slave" in _myself(old)["flags"], "the old primary to step down")
+        # every node agrees on the new owner; the demoted node's resync is left to heal()
+        self.wait_converged(timeout)
         return replica
 
 

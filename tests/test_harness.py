@@ -138,6 +138,25 @@ def test_cluster_stop_leaves_nothing(tmp_path):
     assert not any(d.exists() for d in dirs)
 
 
+def test_a_cluster_that_cannot_heal_says_why_and_is_formed_anew():
+    from dashboard.embedded_cluster import EmbeddedCluster
+
+    c = EmbeddedCluster(primaries=1, replicas=1).start()
+    try:
+        replica = c.replicas()[0]
+        with redis.Redis(port=replica.port) as admin:
+            admin.execute_command("CLUSTER", "RESET", "HARD")  # forgets the cluster
+        with pytest.raises(TimeoutError, match=f"127.0.0.1:{replica.port} says cluster_state fail"):
+            c.wait_healthy(timeout=1)
+        old = [n.process for n in c.nodes]
+        c.rebuild()
+        assert all(p.poll() is not None for p in old)
+        assert len(c.primaries()) == len(c.replicas()) == 1
+        c.wait_healthy(timeout=10)
+    finally:
+        c.stop()
+
+
 def test_sentinel_set_agrees_and_fails_over(sentinel_set):
     primary = sentinel_set.primary()
     [replica] = sentinel_set.replicas()
