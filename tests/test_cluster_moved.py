@@ -11,9 +11,12 @@ import pytest
 import redis
 from redis.crc import key_slot
 
+from dashboard.embedded import wait_for
+from dashboard.embedded_cluster import EmbeddedCluster
 from dashboard.inspect.keyspace.passes import ShardPass, _verdict
 from dashboard.inspect.keyspace.rollup import Rollup
 from dashboard.inspect.keyspace.scan import NodeScanner, ScanOptions
+from dashboard.inspect.nodes import is_topology_error
 
 PATHS = ["lua", "pipeline"]
 
@@ -81,3 +84,47 @@ def test_a_pass_that_saw_moved_keys_is_redone_not_committed():
     assert outcome == "changed" and "3 key(s) answered MOVED/ASK" in why
     scanner.done = False
     assert _verdict(None, p) == ("sampled", None)  # a sample does not end on a verdict
+
+
+@pytest.fixture(scope="module")
+def lone_cluster():
+    """A one-node cluster of this module's own: its slots are taken away and given back."""
+    with EmbeddedCluster(primaries=1, replicas=0) as c:
+        yield c
+
+
+@pytest.mark.parametrize("path", ["auto", *PATHS])
+def test_a_cluster_down_mid_scan_is_retried_never_counted_as_refused(lone_cluster, path):
+    """CLUSTERDOWN (here: a slot left without owner) answers every keyed command for a
+    while. The page must fail as a topology error and be read again once the cluster is
+    back; counting its keys as refused, or leaving the Lua path for it, loses keys."""
+    admin = redis.Redis(port=lone_cluster.nodes[0].port, socket_timeout=10)
+    admin.flushall()
+    pipe = admin.pipeline(transaction=False)
+    for i in range(300):
+        pipe.set(f"d:{{{i % 7}}}:{i}", "v")  # a few slots, each with keys in most pages
+    pipe.execute()
+    pages: list[int] = []
+
+    def down(page):
+        pages.append(len(page))
+        if len(pages) == 2:  # the first page went through: its path is in use
+            admin.execute_command("CLUSTER", "DELSLOTS", 0)
+
+    options = ScanOptions(path=path, start_count=40, min_count=40, max_count=40)
+    scanner = NodeScanner(admin, options, name="lone", cluster=True, on_keys=down)
+    batches = [scanner.next_batch()]
+    used = scanner.path
+    try:
+        with pytest.raises(redis.RedisError) as caught:
+            scanner.next_batch()
+        assert is_topology_error(caught.value), caught.value
+    finally:
+        admin.execute_command("CLUSTER", "ADDSLOTS", 0)
+        wait_for(lambda: admin.cluster("info")["cluster_state"] == "ok", "the slot back", 30)
+    while not scanner.done:
+        batches.append(scanner.next_batch())
+    assert scanner.path == used  # a topology error is not a reason to change path
+    assert sum(len(b.facts) for b in batches) == 300
+    assert sum(b.refused + b.vanished + b.moved for b in batches) == 0
+    admin.close()

@@ -28,15 +28,16 @@ def plant(cluster, client, n: int = KEYS) -> set[bytes]:
 
 
 def scan_with(url, hook, **options):
-    """A small-paged scan through the dashboard's own (gated) client; ``hook(n)`` runs
-    after the n-th page is folded in (in the job thread: the walk goes on meanwhile)."""
+    """A small-paged scan through the dashboard's own (gated) client; ``hook(n, node)``
+    runs after the n-th page (read from ``node``) is folded in (in the job thread: the
+    other shards' walks go on meanwhile)."""
     client = gate.install(connect(url), allow_writes=False)
     pages = 0
 
     def on_batch(batch):
         nonlocal pages
         pages += 1
-        hook(pages)
+        hook(pages, batch.node)
 
     opts = {"max_count": 50, "start_count": 50, **options}
     try:
@@ -50,10 +51,28 @@ def assert_exact(snap, cluster, planted):
     cluster.heal()  # crashed nodes back (as replicas), no slot left migrating
     truth = cluster.dbsize()
     assert truth == len(planted)
-    story = {"events": snap["events"], "nodes": snap["nodes"]}
-    assert snap["result"]["tree"]["keys"] == truth, story
+    assert snap["result"]["tree"]["keys"] == truth, story(snap)
     assert snap["result"]["estimated"] is False
     assert snap["vanished"] == 0  # nothing was deleted: a MOVED key is not "vanished"
+
+
+def story(snap) -> str:
+    """What the scan did, one line per event and per pass (shown in full when it fails)."""
+    lines = [f"{e['kind']} {e['node']}: {e['reason']}" for e in snap["events"]]
+    keep = (
+        "node",
+        "read_from",
+        "primary",
+        "slots",
+        "attempt",
+        "scanned",
+        "analysed",
+        "moved",
+        "skipped",
+    )
+    keep += ("vanished", "refused", "fallbacks", "done")
+    lines += [" ".join(f"{k}={n.get(k)}" for k in keep) for n in snap["nodes"]]
+    return "\n" + "\n".join(lines)
 
 
 def busiest_slots(names, owned, count):
@@ -71,7 +90,7 @@ def test_slots_resharded_during_a_scan(cluster, cluster_client):
     slots = busiest_slots(planted, set(cluster.slots_of(source)), 40)
     moved = []
 
-    def reshard(page):
+    def reshard(page, _node):
         if page == 8:
             moved.append(cluster.migrate(slots, source, target))
 
@@ -90,7 +109,7 @@ def test_a_migration_in_progress_is_waited_out(cluster, cluster_client):
     source, target = cluster.primaries()[1:3]
     slots = busiest_slots(planted, set(cluster.slots_of(source)), 10)
 
-    def reshard(page):
+    def reshard(page, _node):
         if page == 5:
             cluster.begin_migration(slots, source, target)
             cluster.move_keys(slots, source, target, limit=40)
@@ -147,8 +166,8 @@ def test_a_primary_killed_during_a_scan(cluster, cluster_client):
     planted = plant(cluster, cluster_client)
     victim = cluster.primaries()[0]
 
-    def kill(page):
-        if page == 10:
+    def kill(page, node):  # mid-walk of the victim's own shard, whatever the thread timing
+        if page >= 10 and node == f"127.0.0.1:{victim.port}" and victim.alive():
             victim.kill()
 
     snap = scan_with(cluster.url, kill)
@@ -165,8 +184,8 @@ def test_a_manual_failover_during_a_scan(cluster, cluster_client):
     primary = cluster.primaries()[2]
     promoted = []
 
-    def failover(page):
-        if page == 10:
+    def failover(page, node):
+        if page >= 10 and node == f"127.0.0.1:{primary.port}" and not promoted:
             promoted.append(cluster.failover(primary))
 
     snap = scan_with(cluster.url, failover)
@@ -183,7 +202,7 @@ def test_a_standalone_restart_during_a_scan_restarts_the_pass(private_server):
             pipe.set(f"k:{i}", i)
         pipe.execute()
 
-    def restart(page):
+    def restart(page, _node):
         if page == 5:
             server.restart()
 

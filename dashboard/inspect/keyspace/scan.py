@@ -26,6 +26,7 @@ from redis import exceptions as rx
 from redis.crc import key_slot
 
 from dashboard.inspect.errors import CONNECTION_ERRORS, describe_error
+from dashboard.inspect.nodes import is_topology_error, is_transient_error
 
 from .options import LUA, PATHS, PIPELINE, SCAN_FROM, Batch, ScanOptions, is_refusal
 from .rollup import Fact
@@ -194,7 +195,11 @@ class NodeScanner:
             except CONNECTION_ERRORS:
                 raise
             except rx.RedisError as exc:
-                if self.options.path == LUA or not (is_refusal(exc) or self.path == LUA):
+                if (
+                    self.options.path == LUA
+                    or retry_later(exc)  # CLUSTERDOWN, LOADING: the page is read again
+                    or not (is_refusal(exc) or self.path == LUA)
+                ):
                     raise
                 # Refused or missing scripting (detected once), or a script that
                 # failed mid-scan (e.g. an ACL key pattern): the pipeline path is
@@ -232,11 +237,10 @@ class NodeScanner:
             if isinstance(kind_reply, (rx.MovedError, rx.AskError)):
                 flat += (MOVED, None, None, None)  # the slot left this node mid-scan
                 continue
-            kind = None if isinstance(kind_reply, Exception) else _type_name(kind_reply)
-            if isinstance(ttl, Exception) or kind is None:
+            kind_reply, ttl, size = _known(kind_reply), _known(ttl), _known(size)
+            kind = None if kind_reply is None else _type_name(kind_reply)
+            if kind is None:
                 ttl = None
-            if isinstance(size, Exception):
-                size = None
             flat += (None if kind is None else kind_reply, ttl, size, None)  # None: refused
             command = _COUNT_COMMANDS.get(kind or "")
             if command:
@@ -246,7 +250,7 @@ class NodeScanner:
             replies = send(self.conn, [*counts, ("TIME",)])
             server_us += _span(replies.pop(0), replies.pop())
             for i, value in zip(wanted, replies, strict=True):
-                flat[4 * i + 3] = None if isinstance(value, Exception) else value
+                flat[4 * i + 3] = _known(value)
         return server_us, flat, following
 
     def _probe_memory(self, key: bytes) -> None:
@@ -286,6 +290,24 @@ class NodeScanner:
             "memory": self.memory is not False,
             "fallbacks": self._lua.fallbacks,
         } | {name: getattr(self, name) for name in names}
+
+
+def retry_later(exc: BaseException) -> bool:
+    """An error that says "not now" for the whole node (CLUSTERDOWN, TRYAGAIN, LOADING,
+    a connection lost...), not "not for you" for one key: the page is read again later,
+    never counted as refused keys."""
+    return is_topology_error(exc) or is_transient_error(exc)
+
+
+def _known(reply: Any) -> Any:
+    """One per-key reply of the pipeline path: the value; None when the server would not
+    give it for this key (ACL key pattern, a type changed meanwhile); raises when it
+    would not answer anything now (:func:`retry_later`)."""
+    if isinstance(reply, Exception):
+        if retry_later(reply):
+            raise reply
+        return None
+    return reply
 
 
 def _facts_of(keys: list[bytes], flat: list[Any]) -> tuple[list[Fact], int, int, int]:
