@@ -54,6 +54,7 @@ def assert_exact(snap, cluster, planted):
     assert snap["result"]["tree"]["keys"] == truth, story(snap)
     assert snap["result"]["estimated"] is False
     assert snap["vanished"] == 0  # nothing was deleted: a MOVED key is not "vanished"
+    assert snap["refused"] == 0  # nor refused: a CLUSTERDOWN page is read again
 
 
 def story(snap) -> str:
