@@ -266,6 +266,26 @@ class EmbeddedCluster(Managed):
                     admin.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
         self.wait_healthy(timeout)
 
+    def describe(self) -> str:
+        """Each node's state and its own CLUSTER NODES line, to say why it is not whole."""
+        lines = []
+        for node in self.nodes:
+            if not node.alive():
+                lines.append(f"127.0.0.1:{node.port} down")
+                continue
+            try:
+                with admin_client(node.port) as admin:
+                    state = admin.cluster("info")["cluster_state"]
+                    mine = [
+                        line
+                        for line in admin.execute_command("CLUSTER", "NODES").decode().splitlines()
+                        if "myself" in line
+                    ]
+                lines.append(f"127.0.0.1:{node.port} {state}: {' '.join(mine)}")
+            except (redis.RedisError, OSError) as exc:
+                lines.append(f"127.0.0.1:{node.port} {exc}")
+        return "; ".join(lines)
+
     def rebuild(self, timeout: float = 60.0) -> EmbeddedCluster:
         """Stop every node and form a fresh cluster (new ports): the last resort when
         :meth:`heal` cannot make the old one whole."""

@@ -252,7 +252,8 @@ def cluster(redis_cluster_session):
     try:
         redis_cluster_session.heal()
     except TimeoutError as exc:  # one test's damage must not fail every later one
-        warnings.warn(f"the test cluster could not heal ({exc}); formed a new one", stacklevel=1)
+        story = redis_cluster_session.describe()
+        warnings.warn(f"the test cluster did not heal ({exc}; {story}); formed anew", stacklevel=1)
         redis_cluster_session.rebuild()
     redis_cluster_session.flush()
     return redis_cluster_session

@@ -148,6 +148,7 @@ def test_a_cluster_that_cannot_heal_says_why_and_is_formed_anew():
             admin.execute_command("CLUSTER", "RESET", "HARD")  # forgets the cluster
         with pytest.raises(TimeoutError, match=f"127.0.0.1:{replica.port} says cluster_state fail"):
             c.wait_healthy(timeout=1)
+        assert f"127.0.0.1:{replica.port} fail: " in c.describe()
         old = [n.process for n in c.nodes]
         c.rebuild()
         assert all(p.poll() is not None for p in old)
