@@ -161,3 +161,41 @@ def test_sentinel_failover_is_followed(sentinel_set, make_app):
     client = redis.Redis(port=new_port)
     assert client.info("replication")["role"] == "master"
     client.close()
+
+
+def test_a_dead_primary_leaves_the_overview_without_any_other_reading(
+    cluster, make_app, monkeypatch
+):
+    """Only the overview is read (no scan running, no other page watched, the periodic
+    node-map check pushed out of reach): its own unanswered primary makes the observer
+    re-read the map, so the overview follows the failover by itself."""
+    from dashboard.embedded import wait_for
+    from dashboard.observer import observer as observer_module
+
+    monkeypatch.setattr(observer_module, "TOPOLOGY_EVERY_S", 3600.0)
+    app = make_app(
+        url=cluster.url,
+        rescan_interval=0,
+        server_refresh_s=0.2,
+        socket_timeout=1,
+        connect_timeout=1,
+        no_state=True,
+    )
+    web = app.test_client()
+    observer = observer_of(app)
+    assert observer.keyspace.wait(60)  # the start-up scan is over: nothing else reads
+
+    def primaries() -> list[str]:
+        nodes = web.get("/overview.json").get_json()["nodes"]
+        return [n["address"] for n in nodes if n["role"] == "primary"]
+
+    victim = cluster.primaries()[0]
+    address = f"127.0.0.1:{victim.port}"
+    assert address in primaries()
+    victim.kill()
+    cluster.wait_converged(60)
+    wait_for(lambda: address not in primaries(), "the overview to leave the dead primary", 60)
+    nodes = web.get("/overview.json").get_json()["nodes"]
+    assert all(n["reachable"] for n in nodes if n["role"] == "primary")
+    whys = [e["why"] for e in observer.topology_events]
+    assert any(address in why and "did not answer" in why for why in whys), whys

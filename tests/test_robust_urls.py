@@ -5,6 +5,7 @@ CLI, a 503 with the reason on pages), and nothing is looked up or sent before th
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -31,15 +32,22 @@ LEAKY = [
 
 @pytest.fixture
 def no_lookups(monkeypatch):
-    """Fail the test on any DNS lookup or connection attempt."""
+    """Fail the test on any DNS lookup or connection attempt made by the test's own
+    thread (other tests' background readers may still be polling their servers)."""
     seen = []
+    me = threading.get_ident()
 
-    def refuse(*args, **kwargs):
-        seen.append(args)
-        raise AssertionError(f"looked up {args[0]!r}")
+    def refusing(real):
+        def refuse(*args, **kwargs):
+            if threading.get_ident() != me:
+                return real(*args, **kwargs)
+            seen.append(args)
+            raise AssertionError(f"looked up {args[0]!r}")
 
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+        return refuse
+
+    monkeypatch.setattr(socket, "getaddrinfo", refusing(socket.getaddrinfo))
+    monkeypatch.setattr(socket, "create_connection", refusing(socket.create_connection))
     return seen
 
 

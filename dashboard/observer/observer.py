@@ -266,7 +266,7 @@ class Observer:
                 wait = min(wait, max(due, 0.005))
         if time.monotonic() - self._topology_at >= TOPOLOGY_EVERY_S:
             self._topology_at = time.monotonic()
-            self._pool.submit(self._refresh_topology, "periodic check", True)
+            self._pool.submit(self.refresh_topology, "periodic check", True)
         return wait
 
     def _run_section(self, section: Section) -> None:
@@ -277,13 +277,15 @@ class Observer:
 
     def _after_error(self, exc: BaseException) -> None:
         if is_topology_error(exc):
-            self._refresh_topology(describe_error("read", exc))
+            self.refresh_topology(describe_error("read", exc))
 
-    def _refresh_topology(self, why: str, force: bool = False) -> None:
+    def refresh_topology(self, why: str, force: bool = False) -> bool:
+        """Re-read the node map (at most once a ``TOPOLOGY_MIN_GAP_S`` unless ``force``);
+        True when the primaries changed."""
         with self._lock:
             now = time.monotonic()
             if not force and now - self._topology_at < TOPOLOGY_MIN_GAP_S:
-                return
+                return False
             self._topology_at = now
         try:
             moved = refresh_topology(self.client)
@@ -295,6 +297,7 @@ class Observer:
                 did = "the primaries changed: node map re-read"
                 self.topology_events.append({"at": round(time.time(), 3), "why": why, "did": did})
                 del self.topology_events[:-20]
+        return moved
 
     # --- health --------------------------------------------------------------------------
 

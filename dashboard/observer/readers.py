@@ -42,6 +42,19 @@ def read_overview(client: Any) -> dict[str, Any]:
     return server_overview(client)
 
 
+def _overview(observer: Any, _param: str | None) -> dict[str, Any]:
+    """The overview, following the cluster's shape: a primary that does not answer at
+    all (the overview still reads the others) makes the observer re-read the node map,
+    and when the primaries changed the overview is read again on the new map."""
+    data = read_overview(observer.client)
+    down = [
+        n["address"] for n in data.get("nodes", ()) if n["role"] == "primary" and not n["reachable"]
+    ]
+    if down and observer.refresh_topology(f"primary {', '.join(down)} did not answer"):
+        data = read_overview(observer.client)
+    return data
+
+
 @dataclass
 class LiveKeys:
     """Per-kind key searches (rate limits, locks) that continue across refreshes."""
@@ -227,7 +240,7 @@ def _sampled(settings: Any) -> float | None:
 register(
     Kind(
         "overview",
-        lambda o, _p: read_overview(o.client),
+        _overview,
         lambda s: s.server_refresh_s,
         idle_period=_sampled,
     )

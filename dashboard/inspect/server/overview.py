@@ -319,6 +319,7 @@ def _node_summary(address: str, role: str, node: dict[str, Any] | None, why: str
     return {
         "address": address,
         "role": role,
+        "reachable": node is not None,
         "available": bool(p and p["server"]["available"]),
         "reason": why if node is None else p["server"]["reason"],
         "version": node and node["version"],
