@@ -78,18 +78,16 @@ def _wait_new_scan(observer, after: str | None, timeout: float = 100) -> dict:
     raise AssertionError(f"no new scan: {cycle.state} {cycle.error} {events}")
 
 
+def _quick_app(make_app, cluster, **settings):
+    """A dashboard on the cluster that scans only when asked, reads the server often
+    and gives up on a dead node within a second."""
+    quick = {"rescan_interval": 0, "server_refresh_s": 0.2, "socket_timeout": 1}
+    return make_app(url=cluster.url, connect_timeout=1, **quick, **settings)
+
+
 def test_cluster_failovers_while_the_dashboard_runs(cluster, cluster_client, make_app):
     planted = plant(cluster, cluster_client)
-    app = make_app(
-        url=cluster.url,
-        rescan_interval=0,
-        scan_count=50,
-        scan_throttle_ms=2,
-        live_refresh_s=0.2,
-        server_refresh_s=0.2,
-        socket_timeout=1,
-        connect_timeout=1,
-    )
+    app = _quick_app(make_app, cluster, scan_count=50, scan_throttle_ms=2, live_refresh_s=0.2)
     observer = observer_of(app)
     first = _wait_new_scan(observer, None)
     assert first["result"]["tree"]["keys"] == len(planted)
@@ -173,14 +171,7 @@ def test_a_dead_primary_leaves_the_overview_without_any_other_reading(
     from dashboard.observer import observer as observer_module
 
     monkeypatch.setattr(observer_module, "TOPOLOGY_EVERY_S", 3600.0)
-    app = make_app(
-        url=cluster.url,
-        rescan_interval=0,
-        server_refresh_s=0.2,
-        socket_timeout=1,
-        connect_timeout=1,
-        no_state=True,
-    )
+    app = _quick_app(make_app, cluster, no_state=True)
     web = app.test_client()
     observer = observer_of(app)
     assert observer.keyspace.wait(60)  # the start-up scan is over: nothing else reads
