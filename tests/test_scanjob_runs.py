@@ -1,0 +1,175 @@
+"""A scan job across runs: the time it adds up, what a failure says, what a resume
+picks up again, and the snapshot's numbers to their documented precision
+(docs/scan.md: milliseconds to 3 decimals, progress to 4)."""
+
+from __future__ import annotations
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from test_scan_bookkeeping import _pass
+from test_scanjob_outcomes import DOWN, Clock
+
+from dashboard.inspect.keyspace import planner, scanjob
+from dashboard.inspect.keyspace.options import Batch
+from dashboard.inspect.keyspace.scan import ScanOptions
+from dashboard.inspect.keyspace.sources import Shard, Source
+
+SMALL = {"start_count": 10, "min_count": 10, "max_count": 10}
+
+
+def _with_passes(*passes, clock=lambda: 1000.0):
+    job = scanjob.ScanJob("client", ScanOptions(), clock=clock)
+    job._plan.passes.extend(passes)
+    return job
+
+
+def test_a_snapshot_before_any_pass_knows_no_size_and_no_progress():
+    snap = _with_passes().snapshot()
+    assert (snap["dbsize"], snap["progress"], snap["nodes"]) == (None, None, [])
+
+
+def test_a_snapshot_knows_the_size_only_when_every_node_gave_it():
+    a, b = _pass(dbsize=100), _pass(dbsize=None)
+    b.source = Source(Shard("h:2", None), "h:2", "primary", None, "the primary")
+    assert _with_passes(a, b).snapshot()["dbsize"] is None
+    b.dbsize = 50
+    assert _with_passes(a, b).snapshot()["dbsize"] == 150
+
+
+def _two_nodes(**fields):
+    a, b = _pass(**fields), _pass(**fields)
+    b.source = Source(Shard("h:2", None), "h:2", "primary", None, "the primary")
+    return a, b
+
+
+def test_progress_weighs_each_node_by_its_size():
+    a, b = _two_nodes()
+    a.dbsize, a.counters["scanned"] = 100, 50  # half of 100 keys
+    b.dbsize, b.counters["scanned"] = 300, 100  # a third of 300
+    assert _with_passes(a, b).snapshot()["progress"] == round(150 / 400, 4)
+
+
+def test_progress_of_a_sample_weighs_each_node_by_its_quota():
+    a, b = _two_nodes(dbsize=1000)
+    a.quota, a.counters["analysed"] = 10, 5
+    b.quota, b.counters["analysed"] = 30, 10
+    assert _with_passes(a, b).snapshot()["progress"] == round(15 / 40, 4)
+
+
+def test_progress_is_a_plain_mean_when_a_node_has_no_size_and_keeps_4_decimals():
+    a, b = _two_nodes()
+    a.dbsize, a.scanner.done = 0, True  # an empty node, walked
+    b.dbsize, b.counters["scanned"] = 3, 1
+    assert _with_passes(a, b).snapshot()["progress"] == 0.6667  # (1 + 1/3) / 2
+
+
+def test_a_snapshot_gives_times_in_milliseconds_and_seconds_to_3_decimals():
+    a, b = _two_nodes()
+    a.counters["server_us"], b.counters["server_us"] = 1_234_567, 1
+    job = _with_passes(a, b, clock=lambda: 1001.23456)
+    job.max_batch_us, job.duration, job.finished_at = 2345, 1.23456, 1000.0
+    snap = job.snapshot()
+    assert (snap["server_ms"], snap["max_batch_ms"]) == (1234.568, 2.345)
+    assert (snap["duration_s"], snap["age_s"]) == (1.235, 1.235)
+
+
+def test_a_page_without_server_time_adds_none():
+    p = _pass()
+    p.fold(Batch([], 5, 0, 0, 10, "pipeline", None, 300, 0))
+    p.fold(Batch([], 5, 0, 0, 10, "pipeline", 0, 300, 0))
+    assert p.counters["server_us"] == 0
+    assert _with_passes(p).snapshot()["server_ms"] == 0.0
+
+
+def test_each_run_adds_its_time_and_a_failure_is_described(monkeypatch):
+    """Three runs of 0.25 s (failed), 1.5 s (cancelled) and 0.25 s (failed): the job
+    took 2 s; each failure is in ``error`` and ``last_exception``."""
+    clock = Clock(50.0)
+    job = scanjob.ScanJob("client", ScanOptions(), clock=lambda: 1000.0, monotonic=clock)
+    error = RedisConnectionError(DOWN)
+    runs = iter([(0.25, error), (1.5, None), (0.25, error)])
+
+    def walk():
+        took, raised = next(runs)
+        clock.now += took
+        if raised:
+            raise raised
+
+    monkeypatch.setattr(job, "_walk", walk)
+    monkeypatch.setattr(job._plan, "complete", lambda: False)
+    snap = job.run()
+    assert (snap["state"], snap["duration_s"]) == ("failed", 0.25)
+    assert snap["error"] == f"keyspace scan failed: server unreachable ({DOWN})"
+    assert job.last_exception is error
+    assert (job.run()["state"], job.snapshot()["duration_s"]) == ("cancelled", 1.75)
+    snap = job.run()
+    assert (snap["state"], snap["duration_s"], snap["runs"]) == ("failed", 2.0, 3)
+    assert job.last_exception is error
+
+
+def test_a_scan_that_failed_while_a_page_was_fetched_resumes_to_the_end(r):
+    """The hook fails on the first page while the worker is already fetching: the
+    worker is told to stop ("the scan failed"), and a resume walks on from its cursor."""
+    for i in range(60):
+        r.set(f"k:{i}", i)
+    failures = ["hook broke"]
+
+    def hook(batch):
+        if failures:
+            raise ValueError(failures.pop())
+
+    job = scanjob.ScanJob(r, ScanOptions(**SMALL), on_batch=hook)
+    assert job.run()["state"] == "failed"
+    snap = job.run()
+    assert (snap["state"], snap["scanned"], snap["runs"]) == ("done", 60, 2)
+    assert snap["result"]["tree"]["keys"] == 60
+
+
+def test_the_first_plan_fails_at_once_when_the_server_cannot_be_reached(r, monkeypatch):
+    """The first plan is strict: a wrong address fails at once instead of being retried
+    for ``topology_wait_s`` like a node lost in the middle of a scan."""
+
+    def down(client):
+        raise RedisConnectionError(DOWN)
+
+    monkeypatch.setattr(planner, "plan", down)
+    job = scanjob.ScanJob(r, ScanOptions(topology_wait_s=0.3))
+    snap = job.run()
+    assert snap["state"] == "failed"
+    assert snap["error"] == f"keyspace scan failed: server unreachable ({DOWN})"
+    assert [e["kind"] for e in snap["events"]] == []
+
+
+def test_a_resume_retries_planning_while_the_node_map_is_unreachable(r, monkeypatch):
+    for i in range(40):
+        r.set(f"k:{i}", i)
+    job = scanjob.ScanJob(r, ScanOptions(**SMALL), on_batch=lambda batch: job.cancel())
+    assert job.run()["state"] == "cancelled"
+    answers = [RedisConnectionError(DOWN)]
+    real = planner.plan
+
+    def flaky(client):
+        if answers:
+            raise answers.pop()
+        return real(client)
+
+    monkeypatch.setattr(planner, "plan", flaky)
+    job.on_batch = None
+    snap = job.run()
+    assert (snap["state"], snap["scanned"]) == ("done", 40)
+    retries = [e["reason"] for e in snap["events"] if e["kind"] == "retry"]
+    assert retries == [f"planning the scan failed: server unreachable ({DOWN})"]
+
+
+def test_a_pass_whose_node_left_its_shard_while_paused_is_dropped_on_resume(r):
+    for i in range(20):
+        r.set(f"k:{i}", i)
+    job = scanjob.ScanJob(r, ScanOptions(**SMALL))
+    gone = _pass()
+    gone.source = Source(Shard("old:1", None), "old:1", "primary", None, "the primary")
+    job._plan.passes.append(gone)
+    job._planned = True  # as after a first run that was cancelled
+    snap = job.run()
+    assert (snap["state"], snap["scanned"]) == ("done", 20)
+    assert ("wait", "old:1", "old:1 no longer serves this shard") in [
+        (e["kind"], e["node"], e["reason"]) for e in snap["events"]
+    ]
