@@ -173,3 +173,35 @@ def test_a_pass_whose_node_left_its_shard_while_paused_is_dropped_on_resume(r):
     assert ("wait", "old:1", "old:1 no longer serves this shard") in [
         (e["kind"], e["node"], e["reason"]) for e in snap["events"]
     ]
+
+
+def test_workers_read_at_most_eight_pages_ahead_of_the_job_thread(r, monkeypatch):
+    """While the job thread is busy with a page (here: held in on_batch), a worker
+    fetches ahead into a queue of 2 pages per pass, room for at least 4 passes: it
+    stops (blocks) with exactly 8 pages waiting, so memory stays bounded."""
+    import queue
+    import threading
+    from types import SimpleNamespace
+
+    for i in range(300):
+        r.set(f"k:{i}", i)
+    blocked, release = threading.Event(), threading.Event()
+    waiting: list[int] = []
+
+    class Watched(queue.Queue):
+        def put(self, item, block=True, timeout=None):
+            if self.full() and not blocked.is_set():
+                waiting.append(self.qsize())
+                blocked.set()
+            super().put(item, block, timeout)
+
+    monkeypatch.setattr(scanjob, "queue", SimpleNamespace(Queue=Watched, Empty=queue.Empty))
+    job = scanjob.ScanJob(r, ScanOptions(**SMALL), on_batch=lambda batch: release.wait(30))
+    assert job.start()
+    try:
+        assert blocked.wait(30), "the worker never filled the read-ahead"
+        assert waiting == [scanjob.PREFETCH_PAGES * 4] == [8]
+    finally:
+        release.set()
+        assert job.wait(30)
+    assert job.snapshot()["scanned"] == 300
