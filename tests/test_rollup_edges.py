@@ -92,3 +92,16 @@ def test_the_last_namespace_kept_still_gets_its_owner():
     tree = rollup.to_json()["tree"]
     owners = {child["name"]: child["owner"] for child in tree["children"]}
     assert owners == {"rq": "rq", "(root)": "celery/kombu", "(other)": None}
+
+
+def test_the_owner_evidence_is_bounded_like_the_namespaces():
+    """The tally behind ``owner`` keeps as many namespaces as the rollup (plus the root
+    bucket); the rest share one overflow entry, so memory stays bounded."""
+    rollup = Rollup(b":", 3, 10, max_namespaces=3)
+    queues = ["orders", "mails", "sms", "push", "ship", "bill"]
+    rollup.add_batch(
+        [(f"bull:{q}:{i}".encode(), "hash", -1, 100, 1) for q in queues for i in (1, 2)]
+    )
+    assert len(rollup.nodes) == 3 + 1  # 3 namespaces and the root bucket
+    kept = [ns for ns in rollup.layouts.by_ns if ns is not None]
+    assert len(kept) == 3 + 1 and None in rollup.layouts.by_ns

@@ -5,6 +5,7 @@ picks up again, and the snapshot's numbers to their documented precision
 from __future__ import annotations
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from test_scan_bookkeeping import _pass
 from test_scanjob_outcomes import DOWN, Clock
 
@@ -205,3 +206,39 @@ def test_workers_read_at_most_eight_pages_ahead_of_the_job_thread(r, monkeypatch
         release.set()
         assert job.wait(30)
     assert job.snapshot()["scanned"] == 300
+
+
+def test_a_planning_error_not_about_the_topology_fails_a_resumed_scan(r, monkeypatch):
+    """A resume retries planning after a topology error; a later error of another kind
+    (here a reply the planner cannot use) fails the scan, and the pass still walking is
+    told to stop rather than left to finish."""
+    import threading
+
+    for i in range(40):
+        r.set(f"k:{i}", i)
+    armed, released = threading.Event(), threading.Event()
+
+    def on_keys(keys):
+        if armed.is_set():
+            released.wait(30)  # the worker holds its page until planning failed
+
+    job = scanjob.ScanJob(
+        r, ScanOptions(**SMALL), on_batch=lambda batch: job.cancel(), on_keys=on_keys
+    )
+    assert job.run()["state"] == "cancelled"
+    answers = [RedisConnectionError(DOWN), ResponseError("ERR unexpected reply")]
+
+    def flaky(client):
+        if len(answers) == 1:
+            released.set()
+        raise answers.pop(0)
+
+    monkeypatch.setattr(planner, "plan", flaky)
+    job.on_batch = None
+    armed.set()
+    snap = job.run()
+    assert (snap["state"], snap["error"]) == (
+        "failed",
+        "keyspace scan failed: ERR unexpected reply",
+    )
+    assert snap["scanned"] < 40 and answers == []
