@@ -110,8 +110,7 @@ def test_each_run_adds_its_time_and_a_failure_is_described(monkeypatch):
 def test_a_scan_that_failed_while_a_page_was_fetched_resumes_to_the_end(r):
     """The hook fails on the first page while the worker is already fetching: the
     worker is told to stop ("the scan failed"), and a resume walks on from its cursor."""
-    for i in range(60):
-        r.set(f"k:{i}", i)
+    r.mset({f"k:{i}": i for i in range(400)})  # 40 pages: more than a worker reads ahead
     failures = ["hook broke"]
 
     def hook(batch):
@@ -121,8 +120,8 @@ def test_a_scan_that_failed_while_a_page_was_fetched_resumes_to_the_end(r):
     job = scanjob.ScanJob(r, ScanOptions(**SMALL), on_batch=hook)
     assert job.run()["state"] == "failed"
     snap = job.run()
-    assert (snap["state"], snap["scanned"], snap["runs"]) == ("done", 60, 2)
-    assert snap["result"]["tree"]["keys"] == 60
+    assert (snap["state"], snap["scanned"], snap["runs"]) == ("done", 400, 2)
+    assert snap["result"]["tree"]["keys"] == 400
 
 
 def test_the_first_plan_fails_at_once_when_the_server_cannot_be_reached(r, monkeypatch):
@@ -141,8 +140,7 @@ def test_the_first_plan_fails_at_once_when_the_server_cannot_be_reached(r, monke
 
 
 def test_a_resume_retries_planning_while_the_node_map_is_unreachable(r, monkeypatch):
-    for i in range(40):
-        r.set(f"k:{i}", i)
+    r.mset({f"k:{i}": i for i in range(400)})  # 40 pages: more than a worker reads ahead
     job = scanjob.ScanJob(r, ScanOptions(**SMALL), on_batch=lambda batch: job.cancel())
     assert job.run()["state"] == "cancelled"
     answers = [RedisConnectionError(DOWN)]
@@ -156,7 +154,7 @@ def test_a_resume_retries_planning_while_the_node_map_is_unreachable(r, monkeypa
     monkeypatch.setattr(planner, "plan", flaky)
     job.on_batch = None
     snap = job.run()
-    assert (snap["state"], snap["scanned"]) == ("done", 40)
+    assert (snap["state"], snap["scanned"]) == ("done", 400)
     retries = [e["reason"] for e in snap["events"] if e["kind"] == "retry"]
     assert retries == [f"planning the scan failed: server unreachable ({DOWN})"]
 
@@ -214,8 +212,7 @@ def test_a_planning_error_not_about_the_topology_fails_a_resumed_scan(r, monkeyp
     told to stop rather than left to finish."""
     import threading
 
-    for i in range(40):
-        r.set(f"k:{i}", i)
+    r.mset({f"k:{i}": i for i in range(400)})  # 40 pages: more than a worker reads ahead
     armed, released = threading.Event(), threading.Event()
 
     def on_keys(keys):
@@ -241,4 +238,4 @@ def test_a_planning_error_not_about_the_topology_fails_a_resumed_scan(r, monkeyp
         "failed",
         "keyspace scan failed: ERR unexpected reply",
     )
-    assert snap["scanned"] < 40 and answers == []
+    assert snap["scanned"] < 400 and answers == []
