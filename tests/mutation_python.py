@@ -102,6 +102,7 @@ FOCUS: dict[str, list[str]] = {
         "tests/test_scanjob_outcomes.py",
         "tests/test_scanjob_runs.py",
         "tests/test_rollup_edges.py",
+        "tests/test_scan_edges.py",
     ],
 }
 KILLED = {1, 3}  # a test failed (3: pytest's internal error, a crash in the mutant)

@@ -1,0 +1,37 @@
+"""The scanner's bookkeeping at its edges (dashboard/inspect/keyspace/scan.py): how the
+next page is sized from the server time the last one took (docs/scan.md, "Adaptive
+page size"), at each threshold. No Redis: the measured time is handed in."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.inspect.keyspace.scan import NodeScanner, ScanOptions
+
+
+@pytest.mark.parametrize(
+    ("measured_us", "keys", "count"),
+    [
+        # target 2 ms, aim 60 % of it (1,200 µs); pages of 500 keys unless said
+        (2001, 500, 250),  # just over the target: shrink at once, at least halve
+        (2100, 500, 250),  # over: 285 would be enough, but halving is the least
+        (1100, 500, 500),  # between half the target and the target: keep the size
+        (1000, 500, 500),  # exactly half: keep
+        (999, 500, 600),  # just under half: grow toward the aim (600 keys)
+        (900, 500, 666),  # under half: grow to what fits the aim
+        (100, 500, 1000),  # far under: at most double
+    ],
+)
+def test_the_next_page_size_at_each_threshold(measured_us, keys, count):
+    scanner = NodeScanner(None, ScanOptions(target_ms=2.0, start_count=500, max_count=5000))
+    scanner._adapt(measured_us, keys)
+    assert scanner.count == count
+
+
+@pytest.mark.parametrize("measured_us", [0, 1])
+def test_a_sparse_page_measured_at_under_a_microsecond_counts_as_one(measured_us):
+    """SCAN COUNT 1000 found one key in 0 or 1 µs: a key costs (at most) 1 µs, so the
+    next page aims at 1,200 keys."""
+    scanner = NodeScanner(None, ScanOptions(target_ms=2.0, start_count=1000, max_count=5000))
+    scanner._adapt(measured_us, 1)
+    assert scanner.count == 1200
