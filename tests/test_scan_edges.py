@@ -35,3 +35,20 @@ def test_a_sparse_page_measured_at_under_a_microsecond_counts_as_one(measured_us
     scanner = NodeScanner(None, ScanOptions(target_ms=2.0, start_count=1000, max_count=5000))
     scanner._adapt(measured_us, 1)
     assert scanner.count == 1200
+
+
+def test_a_page_with_a_module_type_and_a_refused_key():
+    """A module's type is kept by name (not taken for a refused key); a key the ACL
+    refused (no reply) is counted as refused, never as vanished or analysed."""
+    from dashboard.inspect.keyspace.scan import _facts_of
+
+    keys = [b"a", b"doc", b"secret", b"gone"]
+    flat = [
+        *(b"string", -1, 10, 1),
+        *(b"ReJSON-RL", 5000, 20, None),
+        *(None, None, None, None),  # refused
+        *(b"none", -2, None, None),  # deleted between SCAN and the facts
+    ]
+    facts, vanished, refused, moved = _facts_of(keys, flat)
+    assert facts == [(b"a", "string", -1, 10, 1), (b"doc", "ReJSON-RL", 5000, 20, None)]
+    assert (vanished, refused, moved) == (1, 1, 0)
