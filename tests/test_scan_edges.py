@@ -52,3 +52,15 @@ def test_a_page_with_a_module_type_and_a_refused_key():
     facts, vanished, refused, moved = _facts_of(keys, flat)
     assert facts == [(b"a", "string", -1, 10, 1), (b"doc", "ReJSON-RL", 5000, 20, None)]
     assert (vanished, refused, moved) == (1, 1, 0)
+
+
+def test_a_key_type_saw_gone_is_vanished_even_if_it_is_back_for_pttl():
+    """Without the script, TYPE and PTTL of a key are two commands of a pipeline: a key
+    deleted before TYPE and written again before PTTL reads as type ``none`` with a TTL
+    of -1. It was not there when its type was asked: vanished, not analysed."""
+    from dashboard.inspect.keyspace.scan import _facts_of
+
+    flat = [*(b"string", 500, 10, 1), *(b"none", -1, None, None)]
+    facts, vanished, refused, moved = _facts_of([b"a", b"back"], flat)
+    assert facts == [(b"a", "string", 500, 10, 1)]
+    assert (vanished, refused, moved) == (1, 0, 0)
