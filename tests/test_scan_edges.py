@@ -64,3 +64,15 @@ def test_a_key_type_saw_gone_is_vanished_even_if_it_is_back_for_pttl():
     facts, vanished, refused, moved = _facts_of([b"a", b"back"], flat)
     assert facts == [(b"a", "string", 500, 10, 1)]
     assert (vanished, refused, moved) == (1, 0, 0)
+
+
+def test_a_key_gone_before_pttl_is_vanished_and_one_of_unknown_ttl_is_kept():
+    """The other half of the pipeline's gap: a key TYPE found, deleted before PTTL
+    (-2), is vanished; a key whose PTTL was refused (an ACL allowing TYPE only) keeps
+    its facts with the TTL unknown, and is not taken for a vanished one."""
+    from dashboard.inspect.keyspace.scan import _facts_of
+
+    flat = [*(b"string", -2, None, None), *(b"hash", None, 30, 2)]
+    facts, vanished, refused, moved = _facts_of([b"gone", b"h"], flat)
+    assert facts == [(b"h", "hash", None, 30, 2)]
+    assert (vanished, refused, moved) == (1, 0, 0)
