@@ -239,3 +239,47 @@ def test_a_planning_error_not_about_the_topology_fails_a_resumed_scan(r, monkeyp
         "keyspace scan failed: ERR unexpected reply",
     )
     assert snap["scanned"] < 400 and answers == []
+
+
+def test_a_cancel_while_a_shard_waits_to_retry_ends_the_run_at_once(r, monkeypatch):
+    """The first page fails (connection dropped): the shard waits for its backoff and a
+    replan is due. A cancel then ends the run without waiting for either; a resume
+    finishes the scan."""
+    from dashboard.inspect.keyspace.scan import NodeScanner
+
+    r.mset({f"k:{i}": i for i in range(50)})
+    real, failures = NodeScanner.next_batch, [RedisConnectionError(DOWN)]
+
+    def next_batch(self):
+        if failures:
+            raise failures.pop()
+        return real(self)
+
+    monkeypatch.setattr(NodeScanner, "next_batch", next_batch)
+
+    def on_event(event):
+        if event["kind"] == "retry":
+            job.cancel()
+
+    job = scanjob.ScanJob(r, ScanOptions(**SMALL), on_event=on_event)
+    assert job.start()
+    assert job.wait(30), "the cancelled scan kept waiting"
+    assert job.snapshot()["state"] == "cancelled"
+    snap = job.run()
+    assert (snap["state"], snap["scanned"]) == ("done", 50)
+
+
+def test_a_scan_left_with_nothing_to_try_fails_and_says_so(r):
+    """A safety net: every pass left is stopped for good and none can be added (here a
+    retired pass that was never dropped). The run fails and says why, instead of
+    ending as if it had been cancelled."""
+    r.set("k:1", 1)
+    job = scanjob.ScanJob(r, ScanOptions())
+    stuck = _pass(stop="h:1 no longer serves this shard", retire=True)
+    job._plan.passes.append(stuck)
+    snap = job.run()
+    assert snap["state"] == "failed" and snap["resumable"] is True
+    assert snap["error"] == (
+        "keyspace scan failed: RuntimeError: the scan ran out of work with part of the "
+        "keyspace not walked"
+    )
