@@ -11,6 +11,7 @@ from test_scanjob_outcomes import DOWN, Clock
 
 from dashboard.inspect.keyspace import planner, scanjob
 from dashboard.inspect.keyspace.options import Batch
+from dashboard.inspect.keyspace.passes import backoff
 from dashboard.inspect.keyspace.scan import ScanOptions
 from dashboard.inspect.keyspace.sources import Shard, Source
 
@@ -283,3 +284,59 @@ def test_a_scan_left_with_nothing_to_try_fails_and_says_so(r):
         "keyspace scan failed: RuntimeError: the scan ran out of work with part of the "
         "keyspace not walked"
     )
+
+
+def test_pages_fetched_before_a_failing_hook_are_folded_without_the_hook(r):
+    """The hook fails on the first page while the worker has fetched two more: those
+    are folded (cursor and counts agree, a resume repeats nothing) but the hook is not
+    called again for them."""
+    import threading
+
+    r.mset({f"k:{i}": i for i in range(400)})
+    fetched, ahead, calls = [], threading.Event(), []
+
+    def on_keys(keys):
+        fetched.append(len(keys))
+        if len(fetched) >= 3:
+            ahead.set()
+
+    def hook(batch):
+        calls.append(batch)
+        if len(calls) == 1:
+            assert ahead.wait(30)  # the worker has queued page 2 by now
+            raise ValueError("hook broke")
+
+    snap = scanjob.ScanJob(r, ScanOptions(**SMALL), on_batch=hook, on_keys=on_keys).run()
+    assert snap["state"] == "failed" and snap["error"].endswith("ValueError: hook broke")
+    assert len(calls) == 1 and snap["batches"] >= 2
+
+
+def test_a_shard_in_trouble_is_retried_when_its_backoff_ends(r, monkeypatch):
+    """The job thread sleeps only until the next retry is due (50 ms after a first
+    error), never longer, while no page can arrive."""
+    import queue
+    from types import SimpleNamespace
+
+    from dashboard.inspect.keyspace.scan import NodeScanner
+
+    r.mset({f"k:{i}": i for i in range(30)})
+    real, failures = NodeScanner.next_batch, [RedisConnectionError(DOWN)]
+
+    def next_batch(self):
+        if failures:
+            raise failures.pop()
+        return real(self)
+
+    waits: list[float] = []
+
+    class Watched(queue.Queue):
+        def get(self, block=True, timeout=None):
+            if timeout is not None:
+                waits.append(timeout)
+            return super().get(block, timeout)
+
+    monkeypatch.setattr(NodeScanner, "next_batch", next_batch)
+    monkeypatch.setattr(scanjob, "queue", SimpleNamespace(Queue=Watched, Empty=queue.Empty))
+    snap = scanjob.ScanJob(r, ScanOptions(**SMALL)).run()
+    assert (snap["state"], snap["scanned"]) == ("done", 30)
+    assert waits and max(waits) <= backoff(1)
