@@ -242,13 +242,10 @@ def test_a_planning_error_not_about_the_topology_fails_a_resumed_scan(r, monkeyp
     assert snap["scanned"] < 400 and answers == []
 
 
-def test_a_cancel_while_a_shard_waits_to_retry_ends_the_run_at_once(r, monkeypatch):
-    """The first page fails (connection dropped): the shard waits for its backoff and a
-    replan is due. A cancel then ends the run without waiting for either; a resume
-    finishes the scan."""
+def _first_page_fails(monkeypatch):
+    """The scan's first page fails as if the connection dropped; later pages work."""
     from dashboard.inspect.keyspace.scan import NodeScanner
 
-    r.mset({f"k:{i}": i for i in range(50)})
     real, failures = NodeScanner.next_batch, [RedisConnectionError(DOWN)]
 
     def next_batch(self):
@@ -257,6 +254,14 @@ def test_a_cancel_while_a_shard_waits_to_retry_ends_the_run_at_once(r, monkeypat
         return real(self)
 
     monkeypatch.setattr(NodeScanner, "next_batch", next_batch)
+
+
+def test_a_cancel_while_a_shard_waits_to_retry_ends_the_run_at_once(r, monkeypatch):
+    """The first page fails (connection dropped): the shard waits for its backoff and a
+    replan is due. A cancel then ends the run without waiting for either; a resume
+    finishes the scan."""
+    r.mset({f"k:{i}": i for i in range(50)})
+    _first_page_fails(monkeypatch)
 
     def on_event(event):
         if event["kind"] == "retry":
@@ -317,16 +322,8 @@ def test_a_shard_in_trouble_is_retried_when_its_backoff_ends(r, monkeypatch):
     import queue
     from types import SimpleNamespace
 
-    from dashboard.inspect.keyspace.scan import NodeScanner
-
     r.mset({f"k:{i}": i for i in range(30)})
-    real, failures = NodeScanner.next_batch, [RedisConnectionError(DOWN)]
-
-    def next_batch(self):
-        if failures:
-            raise failures.pop()
-        return real(self)
-
+    _first_page_fails(monkeypatch)
     waits: list[float] = []
 
     class Watched(queue.Queue):
@@ -335,7 +332,6 @@ def test_a_shard_in_trouble_is_retried_when_its_backoff_ends(r, monkeypatch):
                 waits.append(timeout)
             return super().get(block, timeout)
 
-    monkeypatch.setattr(NodeScanner, "next_batch", next_batch)
     monkeypatch.setattr(scanjob, "queue", SimpleNamespace(Queue=Watched, Empty=queue.Empty))
     snap = scanjob.ScanJob(r, ScanOptions(**SMALL)).run()
     assert (snap["state"], snap["scanned"]) == ("done", 30)
