@@ -190,3 +190,14 @@ def test_an_event_is_timestamped_to_the_millisecond_and_handed_to_on_event(monke
     job._event("refresh", None, "primaries unchanged")
     event = {"at": 1234.568, "kind": "refresh", "node": None, "reason": "primaries unchanged"}
     assert seen == [event] and job.snapshot()["events"] == [event]
+
+
+def test_a_new_job_has_no_error_no_page_time_and_keeps_the_last_50_events():
+    job = scanjob.ScanJob("client", ScanOptions(), clock=lambda: 1000.0)
+    snap = job.snapshot()
+    assert job.last_exception is None and snap["error"] is None
+    assert snap["max_batch_ms"] == 0.0 and snap["events"] == []
+    for i in range(scanjob.MAX_EVENTS + 10):
+        job._event("retry", f"h:{i}", "scan page failed")
+    nodes = [e["node"] for e in job.snapshot()["events"]]
+    assert nodes == [f"h:{i}" for i in range(10, 60)]  # the oldest 10 dropped
