@@ -76,3 +76,14 @@ def test_a_key_gone_before_pttl_is_vanished_and_one_of_unknown_ttl_is_kept():
     facts, vanished, refused, moved = _facts_of([b"gone", b"h"], flat)
     assert facts == [(b"h", "hash", None, 30, 2)]
     assert (vanished, refused, moved) == (1, 0, 0)
+
+
+def test_scan_keys_come_back_as_the_bytes_the_server_holds():
+    """A client with decode_responses=True (and surrogateescape for names that are not
+    UTF-8) hands out str: each becomes its original bytes again; bytes stay as they are,
+    also in a page that mixes both."""
+    from dashboard.inspect.keyspace.scan import _key_list
+
+    raw = [b"raw\xff", "text", b"caf\xe9".decode("utf-8", "surrogateescape")]
+    assert _key_list(raw) == [b"raw\xff", b"text", b"caf\xe9"]
+    assert _key_list(["caf\xe9"]) == ["caf\xe9".encode()]
