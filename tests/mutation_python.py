@@ -99,6 +99,10 @@ FOCUS: dict[str, list[str]] = {
         "tests/test_cli_keyspace.py",
         "tests/test_layouts.py",  # the owner of each namespace
         "tests/test_mutation_kills.py",
+        "tests/test_scanjob_outcomes.py",
+        "tests/test_scanjob_runs.py",
+        "tests/test_rollup_edges.py",
+        "tests/test_scan_edges.py",
     ],
 }
 KILLED = {1, 3}  # a test failed (3: pytest's internal error, a crash in the mutant)

@@ -192,7 +192,8 @@ class Rollup:
         self.other = Stats()
         self.folded_keys = 0
         self._words: dict[bytes, bool] = {}
-        self.layouts = LayoutTally(delimiter, max_namespaces)  # each node's ``owner``
+        # each node's ``owner``; its namespace cap counts the root bucket, ours does not
+        self.layouts = LayoutTally(delimiter, max_namespaces + 1)
         # Why no key could be sized (MEMORY USAGE refused or missing), set by the scan.
         self.bytes_reason: str | None = None
 
