@@ -1,6 +1,7 @@
 """The scanner's bookkeeping at its edges (dashboard/inspect/keyspace/scan.py): how the
 next page is sized from the server time the last one took (docs/scan.md, "Adaptive
-page size"), at each threshold. No Redis: the measured time is handed in."""
+page size"), at each threshold, and the facts of a page. No Redis (the measured time and
+the replies are handed in) except where a test says so."""
 
 from __future__ import annotations
 
@@ -87,3 +88,41 @@ def test_scan_keys_come_back_as_the_bytes_the_server_holds():
     raw = [b"raw\xff", "text", b"caf\xe9".decode("utf-8", "surrogateescape")]
     assert _key_list(raw) == [b"raw\xff", b"text", b"caf\xe9"]
     assert _key_list(["caf\xe9"]) == ["caf\xe9".encode()]
+
+
+def test_a_page_whose_first_key_name_alone_is_over_the_budget_holds_that_key_only():
+    """Key names of a page are held to MAX_PAGE_KEY_BYTES; one name over it still makes
+    a page, of that key alone; names that add up to exactly the budget all fit."""
+    from dashboard.inspect.keyspace.scan import MAX_PAGE_KEY_BYTES, _within_budget
+
+    big = b"k" * (MAX_PAGE_KEY_BYTES + 1)
+    assert _within_budget([big, b"a", b"b"]) == [big]
+    exact = [b"x" * (MAX_PAGE_KEY_BYTES - 1), b"y"]
+    assert _within_budget(exact) == exact
+    assert _within_budget([*exact, b"z"]) == exact
+
+
+def test_a_finished_scanner_refuses_another_page_and_names_its_node():
+    named, unnamed = NodeScanner(None, ScanOptions(), name="10.0.0.7:6379"), NodeScanner(None)
+    named.done = unnamed.done = True
+    with pytest.raises(RuntimeError, match=r"^scan of 10\.0\.0\.7:6379 is already complete$"):
+        named.next_batch()
+    with pytest.raises(RuntimeError, match=r"^scan of node is already complete$"):
+        unnamed.next_batch()
+
+
+def test_a_scanner_given_a_cursor_goes_on_from_it(r):
+    """(On the suite's Redis.) A walk resumed from a SCAN cursor reads what lies after
+    it, not the keyspace again: with the page before it, every key exactly once."""
+    pipe = r.pipeline(transaction=False)
+    for i in range(500):
+        pipe.set(f"c:{i}", i)
+    pipe.execute()
+    cursor, before = r.scan(0, count=50)
+    assert cursor and before
+    scanner = NodeScanner(r, ScanOptions(start_count=50, min_count=50, max_count=50), cursor=cursor)
+    after: list[bytes] = []
+    while not scanner.done:
+        after += [fact[0] for fact in scanner.next_batch().facts]
+    assert not set(after) & set(before)
+    assert set(after) | set(before) == {f"c:{i}".encode() for i in range(500)}
