@@ -128,3 +128,28 @@ def test_a_cluster_down_mid_scan_is_retried_never_counted_as_refused(lone_cluste
     assert sum(len(b.facts) for b in batches) == 300
     assert sum(b.refused + b.vanished + b.moved for b in batches) == 0
     admin.close()
+
+
+def test_pages_without_a_key_of_ours_still_walk_at_full_size(lone_cluster):
+    """A scanner assigned none of the node's slots (they are another pass's) skips every
+    key, yet its pages keep their size (the next SCAN rides with COUNT), say they did
+    not fall back, and time themselves by the scanner's clock."""
+    admin = redis.Redis(port=lone_cluster.nodes[0].port, socket_timeout=10)
+    admin.flushall()
+    pipe = admin.pipeline(transaction=False)
+    for i in range(500):
+        pipe.set(f"o:{i}", "v")
+    pipe.execute()
+    ticks = iter(range(10_000))
+    options = ScanOptions(start_count=50, min_count=50, max_count=50)
+    scanner = NodeScanner(admin, options, name="lone", cluster=True, slots=frozenset())
+    scanner.clock = lambda: 100.0 + next(ticks) * 0.25  # each call a quarter second on
+    batches = []
+    while not scanner.done:
+        batches.append(scanner.next_batch())
+    admin.close()
+    assert sum(b.scanned for b in batches) == sum(b.skipped for b in batches) == 500
+    assert not any(b.facts for b in batches)
+    assert all(b.fallback is False for b in batches)
+    assert all(b.wall_us == 250_000 for b in batches)
+    assert len(batches) <= 2 * 500 // 50  # SCAN's default COUNT 10 would take ~50 pages
