@@ -126,3 +126,19 @@ def test_a_scanner_given_a_cursor_goes_on_from_it(r):
         after += [fact[0] for fact in scanner.next_batch().facts]
     assert not set(after) & set(before)
     assert set(after) | set(before) == {f"c:{i}".encode() for i in range(500)}
+
+
+def test_each_page_says_its_server_time_and_the_cursor_it_left(r):
+    """(On the suite's Redis.) A page read by the script reports the server's own time
+    for it, and the cursor the walk stands at after it: 0 once the walk is over."""
+    pipe = r.pipeline(transaction=False)
+    for i in range(300):
+        pipe.set(f"t:{i}", i)
+    pipe.execute()
+    scanner = NodeScanner(r, ScanOptions(path="lua", start_count=50, min_count=50, max_count=50))
+    while not scanner.done:
+        batch = scanner.next_batch()
+        assert batch.cursor == scanner.cursor
+        if batch.facts:
+            assert isinstance(batch.server_us, int) and batch.server_us > 0
+    assert batch.cursor == 0
